@@ -1,0 +1,1 @@
+"""Kafka → DuckDB ingestion of labelled feedback: schema, validation, cleaning, the feedback store."""

@@ -1,0 +1,19 @@
+"""The ingest package's error tree."""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Root of the errors raised by the ingest package."""
+
+
+class BrokerUnavailable(IngestError):
+    """No broker answered within the retry budget."""
+
+
+class OffsetOutOfRange(IngestError):
+    """An offset stored in DuckDB lies beyond the end of its partition (the topic was recreated)."""
+
+
+class BadFeedback(IngestError):
+    """A feedback record given on the command line or in a file breaks the schema."""

@@ -1,0 +1,167 @@
+"""The feedback record schema, checked and cleaned in one vectorised DuckDB query.
+
+The query reads a table `incoming` (Kafka coordinates plus the raw value bytes) and yields one row per
+record with the cleaned fields and `reason`: NULL for a good record, else one line naming the problem.
+The same query serves the ingest path and the producer's own check, so both agree by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from ingest.settings import IngestSettings
+
+INCOMING_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("kafka_ts_ms", pa.int64()),
+        ("raw", pa.binary()),
+    ]
+)
+
+FIELDS = ("id", "text", "label", "prediction", "model_version", "ts", "meta")
+
+# Runs of whitespace (ASCII and Unicode separators) become one space; ends are trimmed.
+WHITESPACE = r"[\s\p{Z}\x{85}\x{0B}]+"
+
+_JSON_TYPE_NAMES = """CASE {t} WHEN 'VARCHAR' THEN 'string' WHEN 'BIGINT' THEN 'number' WHEN 'UBIGINT'
+    THEN 'number' WHEN 'DOUBLE' THEN 'number' WHEN 'HUGEINT' THEN 'number' WHEN 'BOOLEAN' THEN 'boolean'
+    WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE lower({t}) END"""
+
+
+def _type_name(sql_type: str) -> str:
+    return _JSON_TYPE_NAMES.format(t=sql_type)
+
+
+def _required_string(index: int, name: str) -> str:
+    t = f"json_type(v[{index}])"
+    return f"""WHEN {t} IS NULL THEN 'missing field ''{name}'''
+        WHEN {t} <> 'VARCHAR' THEN 'field ''{name}'' must be a string (got ' || {_type_name(t)} || ')'"""
+
+
+def _optional_string(index: int, name: str) -> str:
+    t = f"json_type(v[{index}])"
+    return f"""WHEN {t} NOT IN ('VARCHAR', 'NULL')
+        THEN 'field ''{name}'' must be a string or absent (got ' || {_type_name(t)} || ')'"""
+
+
+CHECK_SQL = f"""
+WITH decoded AS (
+    SELECT *, row_number() OVER () AS arrival, octet_length(raw) AS n_bytes,
+           CASE WHEN octet_length(raw) <= $max_record_bytes THEN try(decode(raw)) END AS body
+    FROM incoming
+), parsed AS (
+    SELECT *, CASE WHEN json_valid(body) THEN body::JSON END AS doc FROM decoded
+), fields AS (
+    SELECT *, json_type(doc) AS doc_type,
+           json_extract(doc, ['$.id', '$.text', '$.label', '$.prediction', '$.model_version', '$.ts', '$.meta'])
+               AS v
+    FROM parsed
+), cleaned AS (
+    SELECT *,
+        trim(v[1] ->> '$') AS c_id,
+        trim(regexp_replace(v[2] ->> '$', '{WHITESPACE}', ' ', 'g')) AS c_text,
+        trim(regexp_replace(v[3] ->> '$', '{WHITESPACE}', ' ', 'g')) AS c_label,
+        CASE json_type(v[4]) WHEN 'VARCHAR' THEN trim(v[4] ->> '$') END AS c_prediction,
+        CASE json_type(v[5]) WHEN 'VARCHAR' THEN trim(v[5] ->> '$') END AS c_model_version,
+        CASE
+            WHEN json_type(v[6]) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+                THEN make_timestamptz(CAST(CAST(v[6] AS DOUBLE) * 1000 AS BIGINT))
+            WHEN json_type(v[6]) = 'VARCHAR' THEN try_cast(v[6] ->> '$' AS TIMESTAMPTZ)
+            WHEN json_type(v[6]) IS NULL OR json_type(v[6]) = 'NULL'
+                THEN make_timestamptz(kafka_ts_ms * 1000)
+        END AS c_ts,
+        CASE json_type(v[7]) WHEN 'OBJECT' THEN CAST(v[7] AS VARCHAR) END AS c_meta
+    FROM fields
+)
+SELECT topic, partition, "offset", raw, arrival,
+    c_id AS id, c_text AS text, c_label AS label, c_prediction AS prediction,
+    c_model_version AS model_version, c_ts AS ts, c_meta AS meta,
+    CASE
+        WHEN n_bytes > $max_record_bytes THEN 'record is ' || n_bytes || ' bytes; the limit is '
+            || $max_record_bytes || ' (ingest.max_record_bytes)'
+        WHEN body IS NULL THEN 'not valid UTF-8'
+        WHEN doc IS NULL THEN 'not JSON: ' || left(body, 40)
+        WHEN doc_type <> 'OBJECT' THEN 'not a JSON object (got ' || {_type_name("doc_type")} || ')'
+        {_required_string(1, "id")}
+        {_required_string(2, "text")}
+        {_required_string(3, "label")}
+        {_optional_string(4, "prediction")}
+        {_optional_string(5, "model_version")}
+        WHEN json_type(v[6]) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR', 'NULL')
+            THEN 'field ''ts'' must be an RFC 3339 string or epoch milliseconds (got '
+                || {_type_name("json_type(v[6])")} || ')'
+        WHEN c_ts IS NULL THEN 'field ''ts'' is not an RFC 3339 time: ' || left(v[6] ->> '$', 40)
+        WHEN json_type(v[7]) NOT IN ('OBJECT', 'NULL')
+            THEN 'field ''meta'' must be an object (got ' || {_type_name("json_type(v[7])")} || ')'
+        WHEN c_id = '' THEN 'field ''id'' is empty'
+        WHEN length(c_id) > $max_id_chars THEN 'id is ' || length(c_id) || ' characters; the limit is '
+            || $max_id_chars || ' (ingest.max_id_chars)'
+        WHEN c_text = '' THEN 'text is empty after whitespace normalisation'
+        WHEN length(c_text) > $max_text_chars THEN 'text is ' || length(c_text) || ' characters; the limit is '
+            || $max_text_chars || ' (ingest.max_text_chars)'
+        WHEN c_label = '' THEN 'field ''label'' is empty'
+        WHEN length(c_label) > $max_label_chars THEN 'label is ' || length(c_label)
+            || ' characters; the limit is ' || $max_label_chars || ' (ingest.max_label_chars)'
+    END AS reason
+FROM cleaned
+"""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A record after the check: the cleaned fields, or the reason it was rejected."""
+
+    id: str | None
+    text: str | None
+    label: str | None
+    prediction: str | None
+    model_version: str | None
+    meta: str | None
+    reason: str | None
+
+
+def check_parameters(settings: IngestSettings) -> dict[str, int]:
+    return {
+        "max_record_bytes": settings.max_record_bytes,
+        "max_id_chars": settings.max_id_chars,
+        "max_text_chars": settings.max_text_chars,
+        "max_label_chars": settings.max_label_chars,
+    }
+
+
+def incoming_table(
+    values: list[bytes],
+    topic: str = "",
+    partitions: list[int] | None = None,
+    offsets: list[int] | None = None,
+    timestamps_ms: list[int] | None = None,
+) -> pa.Table:
+    """Arrow table of raw values in the shape CHECK_SQL reads; coordinates default to list positions."""
+    count = len(values)
+    return pa.Table.from_arrays(
+        [
+            pa.array([topic] * count, pa.string()),
+            pa.array(partitions if partitions is not None else [0] * count, pa.int32()),
+            pa.array(offsets if offsets is not None else range(count), pa.int64()),
+            pa.array(timestamps_ms if timestamps_ms is not None else [0] * count, pa.int64()),
+            pa.array(values, pa.binary()),
+        ],
+        schema=INCOMING_SCHEMA,
+    )
+
+
+def check_values(values: list[bytes], settings: IngestSettings) -> list[Checked]:
+    """Check raw values outside the store (the producer's own check); results in input order."""
+    with duckdb.connect() as con:
+        con.register("incoming", incoming_table(values))
+        rows = con.execute(
+            f"SELECT id, text, label, prediction, model_version, meta, reason FROM ({CHECK_SQL}) ORDER BY arrival",
+            check_parameters(settings),
+        ).fetchall()
+    return [Checked(*row) for row in rows]

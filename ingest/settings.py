@@ -1,0 +1,92 @@
+"""Settings of the `kafka` and `ingest` sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class KafkaSettings(BaseModel):
+    """How driftloop reaches the Kafka cluster that carries the feedback topic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers to bootstrap from."
+    )
+    topic: str = Field("driftloop-feedback", min_length=1, description="Topic that carries feedback records.")
+    group_id: str = Field("driftloop", min_length=1, description="Consumer group of the ingest consumer.")
+    group_instance_id: str = Field(
+        "driftloop-ingest-0",
+        min_length=1,
+        description="Static group membership id: a restarted consumer takes its old place without a rebalance.",
+    )
+    client_id: str = Field("driftloop", description="Client id sent to the brokers (visible in broker logs).")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Protocol used to talk to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (masked in `config show`).")
+    request_timeout_ms: int = Field(
+        15_000, ge=1_000, description="How long a request to a broker may take before it is retried."
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="Consumer group session timeout; a silent member is dropped after it."
+    )
+    max_poll_interval_ms: int = Field(
+        5_000,
+        ge=1_000,
+        description="Rebalance timeout of the consumer group (also the longest pause between polls).",
+    )
+
+
+class IngestSettings(BaseModel):
+    """How feedback is validated, cleaned and written into the store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_max_records: int = Field(
+        20_000, ge=1, description="Most records written to DuckDB in one transaction."
+    )
+    poll_timeout_ms: int = Field(
+        500, ge=10, description="How long one poll waits for records before an idle round."
+    )
+    max_text_chars: int = Field(
+        20_000,
+        ge=1,
+        description="Longest accepted text, in characters after cleaning; longer texts are rejected.",
+    )
+    max_id_chars: int = Field(200, ge=1, description="Longest accepted record id, in characters.")
+    max_label_chars: int = Field(100, ge=1, description="Longest accepted label, in characters.")
+    max_record_bytes: int = Field(
+        1_000_000, ge=1_024, description="Largest accepted Kafka value, in bytes; larger values are rejected."
+    )
+    rejected_raw_cap_bytes: int = Field(
+        4_096, ge=0, description="How many bytes of a rejected record's raw value are kept in `rejected`."
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of records put in the holdout split, chosen by a hash of the id.",
+    )
+    offset_out_of_range: Literal["fail", "earliest", "latest"] = Field(
+        "fail",
+        description=(
+            "What to do when an offset stored in DuckDB lies beyond the end of its partition (a recreated topic): "
+            "fail (stop with an error), earliest or latest (log loudly and restart there)."
+        ),
+    )
+    retry_initial_s: float = Field(
+        0.5, gt=0.0, description="First wait before retrying an unreachable broker; doubles on every failure."
+    )
+    retry_max_s: float = Field(
+        30.0, gt=0.0, description="Longest wait between retries of an unreachable broker."
+    )
+    idle_exit_s: float = Field(
+        3.0, gt=0.0, description="`ingest --once`: exit after this long with no new records."
+    )

@@ -1,0 +1,230 @@
+"""The feedback store: one DuckDB file, owned by one process.
+
+A batch of raw Kafka records is checked, deduplicated and written together with the partitions' next
+offsets in a single transaction, so a crash at any moment neither loses nor duplicates a record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pyarrow as pa
+
+from ingest.errors import IngestError
+from ingest.records import CHECK_SQL, check_parameters
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+STORE_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS feedback (
+    row_id BIGINT NOT NULL,
+    id VARCHAR NOT NULL,
+    text VARCHAR NOT NULL,
+    label VARCHAR NOT NULL,
+    prediction VARCHAR,
+    model_version VARCHAR,
+    ts TIMESTAMPTZ NOT NULL,
+    meta JSON,
+    split VARCHAR NOT NULL,
+    episode INTEGER NOT NULL,
+    text_hash VARCHAR NOT NULL,
+    topic VARCHAR NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" BIGINT NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    topic VARCHAR NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" BIGINT NOT NULL,
+    raw BLOB NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    reason VARCHAR NOT NULL,
+    record_id VARCHAR,
+    rejected_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kafka_offsets (
+    topic VARCHAR NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    episode INTEGER PRIMARY KEY,
+    opened_at TIMESTAMPTZ NOT NULL,
+    first_row_id BIGINT NOT NULL,
+    reason VARCHAR NOT NULL
+);
+"""
+
+# Adds the "duplicate id" verdict to CHECK_SQL's: a stored id, or an earlier record of the same batch, wins.
+CHECKED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE checked AS
+WITH fresh AS ({CHECK_SQL})
+SELECT fresh.* REPLACE (CASE
+    WHEN fresh.reason IS NOT NULL THEN fresh.reason
+    WHEN stored.id IS NOT NULL
+        OR row_number() OVER (PARTITION BY fresh.id, fresh.reason IS NULL ORDER BY arrival) > 1
+        THEN 'duplicate id ' || left(fresh.id, 80) || '; the first record with this id is kept'
+END AS reason)
+FROM fresh LEFT JOIN feedback AS stored ON fresh.reason IS NULL AND stored.id = fresh.id
+"""
+
+INSERT_FEEDBACK_SQL = """
+INSERT INTO feedback
+SELECT (SELECT coalesce(max(row_id), 0) FROM feedback) + row_number() OVER (ORDER BY arrival),
+    id, text, label, prediction, model_version, ts, meta,
+    CASE WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END,
+    (SELECT coalesce(max(episode), 0) FROM episodes),
+    md5(text), topic, partition, "offset", now()
+FROM checked WHERE reason IS NULL
+"""
+
+INSERT_REJECTED_SQL = """
+INSERT INTO rejected
+SELECT topic, partition, "offset", unhex(left(hex(raw), 2 * $cap)), octet_length(raw), reason, id, now()
+FROM checked WHERE reason IS NOT NULL
+"""
+
+SAVE_OFFSETS_SQL = """
+INSERT OR REPLACE INTO kafka_offsets
+SELECT unnest($topics), unnest($partitions), unnest($offsets), now()
+"""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    rejected: int
+    next_offsets: Mapping[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    feedback: int
+    holdout: int
+    rejected: int
+    labels: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    raw_preview: str
+
+
+class FeedbackStore:
+    """Feedback rows, rejected records and Kafka offsets in one DuckDB file."""
+
+    def __init__(self, path: Path, settings: IngestSettings) -> None:
+        self.path = path
+        self.settings = settings
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            raise IngestError(
+                f"cannot open the store {path}: {exc}. Another driftloop process probably holds it; "
+                "stop it or use the CLI against the running daemon"
+            ) from None
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.con.execute(SCHEMA)
+        found = self.con.execute("SELECT max(version) FROM store_version").fetchone()
+        version = found[0] if found else None
+        if version is None:
+            self.con.execute("INSERT INTO store_version VALUES (?)", [STORE_VERSION])
+        elif version != STORE_VERSION:
+            raise IngestError(
+                f"the store {self.path} has version {version}; this driftloop reads version {STORE_VERSION}"
+            )
+
+    def write_batch(self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int]) -> BatchResult:
+        """Check `incoming` (see records.INCOMING_SCHEMA) and store it with the offsets, all or nothing."""
+        params = check_parameters(self.settings)
+        self.con.begin()
+        try:
+            self.con.register("incoming", incoming)
+            self.con.execute(CHECKED_SQL, params)
+            self.con.unregister("incoming")
+            self.con.execute(
+                INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)}
+            )
+            self.con.execute(INSERT_REJECTED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
+            self._save_offsets(next_offsets)
+            counted = self.con.execute(
+                "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM checked"
+            ).fetchone()
+            self.con.execute("DROP TABLE checked")
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        assert counted is not None
+        return BatchResult(stored=counted[0], rejected=counted[1], next_offsets=dict(next_offsets))
+
+    def _save_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        if not next_offsets:
+            return
+        keys = list(next_offsets)
+        self.con.execute(
+            SAVE_OFFSETS_SQL,
+            {
+                "topics": [topic for topic, _ in keys],
+                "partitions": [partition for _, partition in keys],
+                "offsets": [next_offsets[key] for key in keys],
+            },
+        )
+
+    def stored_offsets(self, topic: str) -> dict[int, int]:
+        rows = self.con.execute(
+            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", [topic]
+        ).fetchall()
+        return {partition: offset for partition, offset in rows}
+
+    def counts(self) -> StoreCounts:
+        totals = self.con.execute(
+            "SELECT count(*), count(*) FILTER (split = 'holdout'), (SELECT count(*) FROM rejected) FROM feedback"
+        ).fetchone()
+        assert totals is not None
+        labels = self.con.execute(
+            "SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label"
+        ).fetchall()
+        return StoreCounts(feedback=totals[0], holdout=totals[1], rejected=totals[2], labels=dict(labels))
+
+    def rejections(self, limit: int) -> list[Rejection]:
+        rows = self.con.execute(
+            'SELECT topic, partition, "offset", reason, raw FROM rejected '
+            'ORDER BY rejected_at DESC, partition, "offset" DESC LIMIT ?',
+            [limit],
+        ).fetchall()
+        return [
+            Rejection(topic, partition, offset, reason, bytes(raw[:60]).decode("utf-8", "replace"))
+            for topic, partition, offset, reason, raw in rows
+        ]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

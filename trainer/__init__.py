@@ -1,0 +1,1 @@
+"""Incremental LoRA fine-tuning, evaluation and prediction: the only package that imports torch."""
