@@ -1,0 +1,115 @@
+"""`driftloop feedback ...`: send corrections, load files, and look at what the store holds."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from daemon.cli import CliState, pass_state
+from ingest.errors import BadFeedback
+from ingest.kafka_clients import connect_once, feedback_producer
+from ingest.producer import load_file, send_one
+from ingest.store import FeedbackStore
+
+SKIPPED_SHOWN = 20
+
+
+@click.group("feedback")
+def feedback_group() -> None:
+    """Send corrections to Kafka and inspect the feedback store."""
+
+
+@feedback_group.command("send")
+@click.option("--text", required=True, help="The text the model classified.")
+@click.option("--label", required=True, help="The correct label, as a person gave it.")
+@click.option("--id", "record_id", help="Idempotency key (default: a new UUID).")
+@click.option("--prediction", help="What the served model predicted.")
+@click.option("--model-version", help="Which model predicted it.")
+@click.option("--meta", help="A JSON object kept with the record.")
+@pass_state
+def send(
+    state: CliState,
+    text: str,
+    label: str,
+    record_id: str | None,
+    prediction: str | None,
+    model_version: str | None,
+    meta: str | None,
+) -> None:
+    """Send one correction to the feedback topic."""
+    settings = state.settings
+    record: dict[str, object] = {"id": record_id or str(uuid.uuid4()), "text": text, "label": label}
+    if prediction is not None:
+        record["prediction"] = prediction
+    if model_version is not None:
+        record["model_version"] = model_version
+    if meta is not None:
+        record["meta"] = _json_object(meta)
+    producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
+    try:
+        send_one(producer, settings.kafka, settings.ingest, record)
+    finally:
+        producer.close()
+    click.echo(f"sent {record['id']} to {settings.kafka.topic}")
+
+
+def _json_object(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadFeedback(f'--meta is not JSON ({exc.msg}); pass an object such as \'{{"source": "app"}}\'') from None
+    if not isinstance(value, dict):
+        raise BadFeedback('--meta must be a JSON object such as \'{"source": "app"}\'')
+    return value
+
+
+@feedback_group.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-check", is_flag=True, help="Send lines verbatim, bad ones included (the consumer rejects them).")
+@pass_state
+def load(state: CliState, file: Path, no_check: bool) -> None:
+    """Send every line of a JSON-lines FILE; bad lines are reported with their number and skipped."""
+    settings = state.settings
+    total = sum(1 for line in open(file, "rb") if line.strip())
+    producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
+    try:
+        with click.progressbar(length=total, label=f"sending {file.name}", file=sys.stderr) as bar:
+            report = load_file(
+                producer, settings.kafka, settings.ingest, file, check=not no_check, on_progress=bar.update
+            )
+    finally:
+        producer.close()
+    for line, reason in report.skipped[:SKIPPED_SHOWN]:
+        click.echo(f"{file}:{line}: not sent: {reason}", err=True)
+    if len(report.skipped) > SKIPPED_SHOWN:
+        click.echo(f"... and {len(report.skipped) - SKIPPED_SHOWN} more bad lines", err=True)
+    click.echo(f"sent {report.sent} records to {settings.kafka.topic}; skipped {len(report.skipped)} bad lines")
+
+
+@feedback_group.command("stats")
+@pass_state
+def stats(state: CliState) -> None:
+    """Counts of stored and rejected records, and of stored records per label."""
+    with FeedbackStore(state.settings.store_path, state.settings.ingest) as store:
+        counts = store.counts()
+    click.echo(f"stored {counts.feedback} ({counts.holdout} holdout), rejected {counts.rejected}")
+    for label, count in counts.labels.items():
+        click.echo(f"  {label:<24} {count}")
+
+
+@feedback_group.command("rejected")
+@click.option("--limit", default=20, show_default=True, help="How many of the newest rejections to show.")
+@pass_state
+def rejected(state: CliState, limit: int) -> None:
+    """The newest rejected records: where they were in Kafka and why they were rejected."""
+    with FeedbackStore(state.settings.store_path, state.settings.ingest) as store:
+        rejections = store.rejections(limit)
+    for item in rejections:
+        click.echo(f"{item.topic}[{item.partition}]@{item.offset}: {item.reason}  raw={item.raw_preview!r}")
+
+
+COMMANDS = [feedback_group]

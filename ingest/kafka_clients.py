@@ -1,0 +1,90 @@
+"""Kafka clients built from the `kafka` settings section, with retries while the cluster is unreachable."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ingest.errors import BrokerUnavailable
+from ingest.settings import IngestSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+Client = TypeVar("Client")
+
+
+def connection_config(kafka: KafkaSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap_servers": [server.strip() for server in kafka.bootstrap.split(",") if server.strip()],
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": kafka.request_timeout_ms,
+        "bootstrap_timeout_ms": kafka.request_timeout_ms,
+    }
+    if kafka.sasl_mechanism is not None:
+        config["sasl_mechanism"] = kafka.sasl_mechanism
+        config["sasl_plain_username"] = kafka.sasl_username
+        config["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+    return config
+
+
+def with_retries(connect: Callable[[], Client], what: str, ingest: IngestSettings, stop: threading.Event) -> Client:
+    """Call `connect` until a broker answers, waiting longer after each failure; give up only when stopped."""
+    wait = ingest.retry_initial_s
+    while True:
+        try:
+            return connect()
+        except KafkaError as exc:
+            log.warning("%s: Kafka unreachable (%s); retrying in %.1f s", what, exc, wait)
+        if stop.wait(wait):
+            raise BrokerUnavailable(f"{what}: stopped while waiting for Kafka")
+        wait = min(wait * 2, ingest.retry_max_s)
+
+
+def connect_once(connect: Callable[[], Client], kafka: KafkaSettings) -> Client:
+    """One attempt, for commands a person runs: an unreachable cluster is an error that says what to check."""
+    try:
+        return connect()
+    except KafkaError as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {kafka.bootstrap} did not answer ({exc}); check kafka.bootstrap (DRIFTLOOP_KAFKA_BOOTSTRAP)"
+        ) from None
+
+
+def feedback_consumer(kafka: KafkaSettings, ingest: IngestSettings) -> KafkaConsumer:
+    """A group member with a static id and manual offsets; offsets out of range raise instead of resetting."""
+    return KafkaConsumer(
+        group_id=kafka.group_id,
+        group_instance_id=kafka.group_instance_id,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=max(kafka.session_timeout_ms // 5, 500),
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        max_poll_records=ingest.batch_max_records,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **connection_config(kafka),
+    )
+
+
+def feedback_producer(kafka: KafkaSettings) -> KafkaProducer:
+    return KafkaProducer(acks="all", linger_ms=20, batch_size=256 * 1024, retries=10, **connection_config(kafka))
+
+
+def ensure_topic(kafka: KafkaSettings, partitions: int) -> bool:
+    """Create the feedback topic when it is missing; True when it was created."""
+    admin = KafkaAdminClient(**connection_config(kafka))
+    try:
+        admin.create_topics([NewTopic(kafka.topic, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()
+    log.info("created topic %s with %d partitions", kafka.topic, partitions)
+    return True

@@ -1,0 +1,84 @@
+"""Producing feedback records: single corrections and JSON-lines files, checked before they are sent."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from ingest.errors import BadFeedback
+from ingest.records import check_values
+from ingest.settings import IngestSettings, KafkaSettings
+
+log = logging.getLogger(__name__)
+CHUNK_LINES = 10_000
+
+
+@dataclass
+class LoadReport:
+    sent: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> None:
+    """Check one record and send it, keyed by its id; BadFeedback names the problem."""
+    value = encode(record)
+    (checked,) = check_values([value], ingest)
+    if checked.reason is not None:
+        raise BadFeedback(checked.reason)
+    producer.send(kafka.topic, key=str(checked.id).encode(), value=value).get(timeout=kafka.request_timeout_ms / 1000)
+
+
+def load_file(
+    producer: KafkaProducer,
+    kafka: KafkaSettings,
+    ingest: IngestSettings,
+    path: Path,
+    check: bool = True,
+    on_progress: Callable[[int], None] = lambda _lines: None,
+) -> LoadReport:
+    """Send every line of a JSON-lines file; a bad line is reported with its number and not sent.
+
+    With `check=False` lines go out verbatim (for replaying captured traffic or testing the consumer).
+    """
+    report = LoadReport()
+    for numbered in _chunks(path):
+        lines = [value for _, value in numbered]
+        checked = check_values(lines, ingest) if check else None
+        for index, (number, value) in enumerate(numbered):
+            verdict = checked[index] if checked is not None else None
+            if verdict is not None and verdict.reason is not None:
+                report.skipped.append((number, verdict.reason))
+                continue
+            key = str(verdict.id).encode() if verdict is not None else None
+            producer.send(kafka.topic, key=key, value=value)
+            report.sent += 1
+        on_progress(len(lines))
+    producer.flush()
+    for line, reason in report.skipped:
+        log.warning("%s:%d not sent: %s", path, line, reason)
+    return report
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[int, bytes]]]:
+    """Lists of (line number, raw line without its newline); blank lines are dropped."""
+    chunk: list[tuple[int, bytes]] = []
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            stripped = line.rstrip(b"\r\n")
+            if stripped.strip():
+                chunk.append((number, stripped))
+            if len(chunk) == CHUNK_LINES:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
