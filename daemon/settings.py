@@ -16,7 +16,9 @@ from pydantic_settings import (
 )
 
 from daemon.errors import SettingsError
+from drift.settings import DriftSettings
 from ingest.settings import IngestSettings, KafkaSettings
+from trainer.settings import TrainerSettings
 
 DEFAULT_CONFIG_FILE = Path("driftloop.toml")
 _config_file: ContextVar[Path | None] = ContextVar("driftloop_config_file", default=None)
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka connection.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Validation and storage of feedback.")
+    drift: DriftSettings = Field(default_factory=DriftSettings, description="Drift detection.")
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings, description="Fine-tuning.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
     @property

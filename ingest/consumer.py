@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ingest.errors import BrokerUnavailable, OffsetOutOfRange
 from ingest.kafka_clients import feedback_consumer, with_retries
+from ingest.offsets import stale_offsets
 from ingest.records import INCOMING_SCHEMA
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import BatchResult, FeedbackStore
@@ -59,6 +60,8 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
         self._pending: Future[BatchResult] | None = None
         self._consumer: KafkaConsumer | None = None
+        self._stale_error: OffsetOutOfRange | None = None
+        self._unpositioned: set[TopicPartition] = set()
 
     def run(self, once: bool = False) -> IngestProgress:
         try:
@@ -88,19 +91,26 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         return feedback_consumer(self.kafka, self.ingest)
 
     def _poll_once(self, consumer: KafkaConsumer) -> bool:
+        """One poll; True when it moved something (a batch, or partitions positioned)."""
         try:
             polled = consumer.poll(timeout_ms=self.ingest.poll_timeout_ms, max_records=self.ingest.batch_max_records)
         except OffsetOutOfRangeError as exc:
-            self._handle_out_of_range(consumer, exc)
-            return False
+            for tp, offset in (exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}).items():
+                self._restart_stale(tp, offset)
+            polled = {}
         except KafkaError as exc:
             log.warning("poll failed (%s); the loop goes on and Kafka retries", exc)
             self.stop.wait(self.ingest.retry_initial_s)
-            return False
+            polled = {}
+        positioned = bool(self._unpositioned)
+        if positioned:
+            self._position(consumer)
+        if self._stale_error is not None:
+            raise self._stale_error
         batch = _to_incoming(polled)
         self._finish_pending()
         if batch is None:
-            return False
+            return positioned
         incoming, next_offsets = batch
         self._pending = self._writer.submit(self.store.write_batch, incoming, next_offsets)
         return True
@@ -124,38 +134,63 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("Kafka commit failed (%s); DuckDB already holds the offsets, so nothing is lost", exc)
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._finish_pending()
+        log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Runs on kafka-python's IO thread, where nothing may block: park the partitions until the loop
+        positions them from DuckDB (see _position)."""
         assert self._consumer is not None
+        for tp in assigned:
+            self._consumer.seek(tp, 0)
+        self._consumer.pause(*assigned)
+        self._unpositioned |= assigned
+
+    def _position(self, consumer: KafkaConsumer) -> None:
+        """Seek newly assigned partitions to the offsets DuckDB holds, after the write in flight lands."""
         self._finish_pending()
+        assigned = self._unpositioned & consumer.assignment()
+        self._unpositioned = set()
         stored = self.store.stored_offsets(self.kafka.topic)
+        resume = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
+        stale = stale_offsets(self.kafka, consumer, resume)
         for tp in sorted(assigned):
-            if tp.partition in stored:
-                self._consumer.seek(tp, stored[tp.partition])
+            if tp in stale:
+                self._restart_stale(tp, stale[tp])
+                continue
+            if tp in resume:
+                consumer.seek(tp, resume[tp])
             else:
-                self._consumer.seek_to_beginning(tp)
+                consumer.seek_to_beginning(tp)
+            consumer.resume(tp)
         log.info(
             "assigned partitions %s; resuming at %s",
             sorted(tp.partition for tp in assigned),
-            {tp.partition: stored.get(tp.partition, "beginning") for tp in sorted(assigned)},
+            {tp.partition: resume.get(tp, "beginning") for tp in sorted(assigned)},
         )
 
-    def _handle_out_of_range(self, consumer: KafkaConsumer, exc: OffsetOutOfRangeError) -> None:
-        positions: dict[TopicPartition, int] = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    def _restart_stale(self, tp: TopicPartition, offset: int) -> None:
+        """An offset outside the partition: stop (the default) or restart where the policy says."""
+        assert self._consumer is not None
         policy = self.ingest.offset_out_of_range
-        detail = ", ".join(f"partition {tp.partition} at {offset}" for tp, offset in positions.items())
         if policy == "fail":
-            raise OffsetOutOfRange(
-                f"stored offsets lie outside the topic {self.kafka.topic} ({detail}): was it recreated? "
-                "Set ingest.offset_out_of_range to 'earliest' or 'latest' to restart from there"
+            self._stale_error = OffsetOutOfRange(
+                f"the offset {offset} of {tp.topic}[{tp.partition}] lies outside the partition: "
+                "was the topic recreated? Set ingest.offset_out_of_range to 'earliest' or 'latest' to restart there"
             )
-        log.error("stored offsets out of range (%s); restarting at the %s offset by policy", detail, policy)
-        for tp in positions:
-            if policy == "earliest":
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek_to_end(tp)
+            return
+        log.error(
+            "the offset %d of %s[%d] lies outside the partition; restarting at the %s offset "
+            "(ingest.offset_out_of_range)",
+            offset,
+            tp.topic,
+            tp.partition,
+            policy,
+        )
+        if policy == "earliest":
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek_to_end(tp)
+        self._consumer.resume(tp)
 
     def _shutdown(self, consumer: KafkaConsumer) -> None:
         log.info("ingest stopping: finishing the batch in flight")

@@ -1,0 +1,66 @@
+"""Producing raw values and running the ingestor in a thread, for the Kafka tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.consumer import FeedbackIngestor, IngestProgress
+from ingest.kafka_clients import ensure_topic, feedback_producer
+from ingest.settings import IngestSettings, KafkaSettings
+from ingest.store import FeedbackStore
+
+
+def good(index: int, prefix: str = "r") -> bytes:
+    return json.dumps({"id": f"{prefix}{index}", "text": f"feedback number {index}", "label": f"l{index % 3}"}).encode()
+
+
+def produce(kafka: KafkaSettings, raw: list[bytes], partitions: int = 2) -> None:
+    ensure_topic(kafka, partitions)
+    producer = feedback_producer(kafka)
+    try:
+        for value in raw:
+            producer.send(kafka.topic, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+@dataclass
+class RunningIngestor:
+    store: FeedbackStore
+    stop: threading.Event
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+    progress: list[IngestProgress] = field(default_factory=list)
+
+    def count(self, table: str = "feedback") -> int:
+        row = self.store.con.cursor().execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+
+@contextmanager
+def ingest_in_thread(kafka: KafkaSettings, ingest: IngestSettings, store_path: Path) -> Iterator[RunningIngestor]:
+    """The ingestor running until the block ends; the block sees its store through its own cursor."""
+    store = FeedbackStore(store_path, ingest)
+    stop = threading.Event()
+    running = RunningIngestor(store, stop, threading.Thread(target=lambda: None))
+
+    def target() -> None:
+        try:
+            running.progress.append(FeedbackIngestor(kafka, ingest, store, stop).run())
+        except BaseException as exc:  # surfaced by the test through running.errors
+            running.errors.append(exc)
+
+    running.thread = threading.Thread(target=target, name="ingestor")
+    running.thread.start()
+    try:
+        yield running
+    finally:
+        stop.set()
+        running.thread.join(timeout=30)
+        store.close()

