@@ -74,7 +74,8 @@ def _json_object(text: str) -> object:
 def load(state: CliState, file: Path, no_check: bool) -> None:
     """Send every line of a JSON-lines FILE; bad lines are reported with their number and skipped."""
     settings = state.settings
-    total = sum(1 for line in open(file, "rb") if line.strip())
+    with open(file, "rb") as lines:
+        total = sum(1 for line in lines if line.strip())
     producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
     try:
         with click.progressbar(length=total, label=f"sending {file.name}", file=sys.stderr) as bar:

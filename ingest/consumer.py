@@ -39,11 +39,21 @@ class IngestProgress:
     rejected: int = 0
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_polled: float | None = None  # when the first non-empty poll returned
+    last_written: float | None = None  # when the newest batch was committed to DuckDB
 
     def add(self, result: BatchResult) -> None:
         self.stored += result.stored
         self.rejected += result.rejected
         self.batches += 1
+        self.last_written = time.monotonic()
+
+    @property
+    def records_per_s(self) -> float:
+        """Records stored or rejected per second of streaming (group join and idle time excluded)."""
+        if self.first_polled is None or self.last_written is None or self.last_written <= self.first_polled:
+            return 0.0
+        return (self.stored + self.rejected) / (self.last_written - self.first_polled)
 
 
 class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -102,6 +112,8 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("poll failed (%s); the loop goes on and Kafka retries", exc)
             self.stop.wait(self.ingest.retry_initial_s)
             polled = {}
+        if polled and self.progress.first_polled is None:
+            self.progress.first_polled = time.monotonic()
         positioned = bool(self._unpositioned)
         if positioned:
             self._position(consumer)

@@ -66,11 +66,18 @@ def feedback_consumer(kafka: KafkaSettings, ingest: IngestSettings) -> KafkaCons
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=max(kafka.session_timeout_ms // 5, 500),
         max_poll_interval_ms=kafka.max_poll_interval_ms,
-        max_poll_records=ingest.batch_max_records,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **fetch_config(ingest),
         **connection_config(kafka),
     )
+
+
+def fetch_config(ingest: IngestSettings) -> dict[str, Any]:
+    """Fetch sizes that let one poll return a whole batch."""
+    return {
+        "max_poll_records": ingest.batch_max_records,
+        "fetch_max_bytes": 64 * 1024 * 1024,
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    }
 
 
 def feedback_producer(kafka: KafkaSettings) -> KafkaProducer:

@@ -1,0 +1,145 @@
+"""Ingest throughput: driftloop's Kafka → DuckDB path against a raw kafka-python consumer, same run.
+
+Sends N records (real health-news tweets, cycled with unique ids) through a real broker (a local Tansu
+process, or DRIFTLOOP_KAFKA_BOOTSTRAP), then alternates, `--repeats` times each:
+  raw:       a kafka-python consumer with the same fetch settings that only decodes each value's JSON;
+  driftloop: the ingest loop: check, clean, deduplicate and store rows + offsets in DuckDB transactions.
+Rates count from the first non-empty poll to the last record handled (the group join is excluded from
+both). RSS is sampled during the driftloop runs: "flat" means the last quarter is not above the first.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kafka import KafkaConsumer  # noqa: E402
+
+from ingest.broker import LocalBroker  # noqa: E402
+from ingest.consumer import FeedbackIngestor  # noqa: E402
+from ingest.datasets import health_tweets  # noqa: E402
+from ingest.kafka_clients import connection_config, ensure_topic, feedback_producer, fetch_config  # noqa: E402
+from ingest.settings import IngestSettings, KafkaSettings  # noqa: E402
+from ingest.store import FeedbackStore  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def send(kafka: KafkaSettings, count: int) -> None:
+    tweets = health_tweets()
+    producer = feedback_producer(kafka)
+    for index in range(count):
+        tweet = tweets[index % len(tweets)]
+        record = {"id": f"b{index}", "text": tweet.text, "label": tweet.label, "prediction": tweet.label}
+        producer.send(kafka.topic, key=record["id"].encode(), value=json.dumps(record).encode())
+    producer.flush()
+    producer.close()
+
+
+def raw_rate(kafka: KafkaSettings, ingest: IngestSettings, count: int) -> float:
+    """kafka-python alone: poll with the ingest consumer's settings and decode every value's JSON."""
+    consumer = KafkaConsumer(
+        kafka.topic,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=kafka.session_timeout_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        **fetch_config(ingest),
+        **connection_config(kafka),
+    )
+    decoded = 0
+    first = 0.0
+    while decoded < count:
+        polled = consumer.poll(timeout_ms=500, max_records=ingest.batch_max_records)
+        if polled and not first:
+            first = time.monotonic()
+        for records in polled.values():
+            for record in records:
+                json.loads(record.value)
+                decoded += 1
+    elapsed = time.monotonic() - first
+    consumer.close(autocommit=False)
+    return decoded / elapsed
+
+
+def driftloop_rate(kafka: KafkaSettings, ingest: IngestSettings, count: int, rss: list[float]) -> float:
+    group = kafka.model_copy(update={"group_id": f"ingest-{uuid.uuid4().hex[:8]}"})
+    stop = threading.Event()
+    with tempfile.TemporaryDirectory() as home, FeedbackStore(Path(home) / "bench.duckdb", ingest) as store:
+        ingestor = FeedbackIngestor(group, ingest, store, stop)
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                if ingestor.progress.stored:
+                    rss.append(rss_mb())
+                if ingestor.progress.stored + ingestor.progress.rejected >= count:
+                    stop.set()
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        progress = ingestor.run()
+        sampler.join()
+    assert progress.stored == count, f"stored {progress.stored} of {count}"
+    return progress.records_per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=2)
+    args = parser.parse_args()
+    external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
+    broker = None if external else LocalBroker().start()
+    try:
+        bootstrap = broker.bootstrap if broker is not None else str(external)
+        kafka = KafkaSettings(bootstrap=bootstrap, topic=f"bench-{uuid.uuid4().hex[:8]}")
+        ingest = IngestSettings()
+        ensure_topic(kafka, args.partitions)
+        started = time.monotonic()
+        send(kafka, args.records)
+        print(f"sent {args.records} records in {time.monotonic() - started:.1f} s", flush=True)
+        raw: list[float] = []
+        ours: list[float] = []
+        rss: list[float] = []
+        for repeat in range(args.repeats):
+            raw.append(raw_rate(kafka, ingest, args.records))
+            ours.append(driftloop_rate(kafka, ingest, args.records, rss))
+            print(f"repeat {repeat + 1}: raw {raw[-1]:,.0f}/s  driftloop {ours[-1]:,.0f}/s", flush=True)
+    finally:
+        if broker is not None:
+            broker.stop()
+    quarter = max(len(rss) // 4, 1)
+    result = {
+        "records": args.records,
+        "raw_per_s": round(statistics.median(raw)),
+        "ingest_per_s": round(statistics.median(ours)),
+        "ratio": round(statistics.median(ours) / statistics.median(raw), 3),
+        "peak_rss_mb": round(max(rss), 1),
+        "rss_first_quarter_mb": round(statistics.median(rss[:quarter]), 1),
+        "rss_last_quarter_mb": round(statistics.median(rss[-quarter:]), 1),
+    }
+    print(
+        f"driftloop ingest {result['ingest_per_s']:,}/s vs raw kafka-python {result['raw_per_s']:,}/s: "
+        f"ratio {result['ratio']} (target >= 0.8, and >= 50,000/s); peak RSS {result['peak_rss_mb']} MB"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
