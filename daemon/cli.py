@@ -13,9 +13,10 @@ import click
 from daemon.errors import DriftloopError
 from daemon.logs import configure_logging
 from daemon.settings import Settings, load_settings, merge, parse_assignment
+from drift.errors import DriftError
 from ingest.errors import IngestError
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (DriftloopError, IngestError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (DriftloopError, IngestError, DriftError)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -78,9 +79,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from daemon import broker_cmd, config_cmd, demo_cmd, feedback_cmd, ingest_cmd
+    from daemon import broker_cmd, config_cmd, demo_cmd, drift_cmd, feedback_cmd, ingest_cmd
 
-    for module in (config_cmd, feedback_cmd, ingest_cmd, broker_cmd, demo_cmd):
+    for module in (config_cmd, feedback_cmd, ingest_cmd, drift_cmd, broker_cmd, demo_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import pyarrow as pa
@@ -221,28 +222,20 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _to_incoming(polled: dict[TopicPartition, list[Any]]) -> tuple[pa.Table, dict[tuple[str, int], int]] | None:
     """Columns of the polled records and each partition's next offset; None when nothing arrived."""
-    topics: list[str] = []
-    partitions: list[int] = []
-    offsets: list[int] = []
-    timestamps: list[int] = []
-    values: list[bytes] = []
-    next_offsets: dict[tuple[str, int], int] = {}
-    for tp, records in polled.items():
-        if not records:
-            continue
-        topics += [tp.topic] * len(records)
-        partitions += [tp.partition] * len(records)
-        offsets += [record.offset for record in records]
-        timestamps += [record.timestamp for record in records]
-        values += [record.value if record.value is not None else b"" for record in records]
-        next_offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-    if not values:
+    parts = [(tp, records) for tp, records in polled.items() if records]
+    if not parts:
         return None
     columns = [
-        pa.array(topics, pa.string()),
-        pa.array(partitions, pa.int32()),
-        pa.array(offsets, pa.int64()),
-        pa.array(timestamps, pa.int64()),
-        pa.array(values, pa.binary()),
+        pa.array([tp.topic for tp, records in parts for _ in range(len(records))], pa.string()),
+        pa.array([tp.partition for tp, records in parts for _ in range(len(records))], pa.int32()),
+        pa.array([offset for _, records in parts for offset in map(_OFFSET, records)], pa.int64()),
+        pa.array([ts for _, records in parts for ts in map(_TIMESTAMP, records)], pa.int64()),
+        pa.array([value for _, records in parts for value in map(_VALUE, records)], pa.binary()),
     ]
+    next_offsets = {(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in parts}
     return pa.Table.from_arrays(columns, schema=INCOMING_SCHEMA), next_offsets
+
+
+_OFFSET = attrgetter("offset")
+_TIMESTAMP = attrgetter("timestamp")
+_VALUE = attrgetter("value")

@@ -26,8 +26,17 @@ INCOMING_SCHEMA = pa.schema(
 
 FIELDS = ("id", "text", "label", "prediction", "model_version", "ts", "meta")
 
-# Runs of whitespace (ASCII and Unicode separators) become one space; ends are trimmed.
+# Runs of whitespace (ASCII and Unicode separators) become one space; ends are trimmed. The cheap test
+# first: a text of printable ASCII with no double space only needs trimming.
 WHITESPACE = r"[\s\p{Z}\x{85}\x{0B}]+"
+
+
+def _normalized(expr: str) -> str:
+    return (
+        f"trim(CASE WHEN regexp_matches({expr}, '[^ !-~]|  ') "
+        f"THEN regexp_replace({expr}, '{WHITESPACE}', ' ', 'g') ELSE {expr} END)"
+    )
+
 
 _JSON_TYPE_NAMES = """CASE {t} WHEN 'VARCHAR' THEN 'string' WHEN 'BIGINT' THEN 'number' WHEN 'UBIGINT'
     THEN 'number' WHEN 'DOUBLE' THEN 'number' WHEN 'HUGEINT' THEN 'number' WHEN 'BOOLEAN' THEN 'boolean'
@@ -39,16 +48,18 @@ def _type_name(sql_type: str) -> str:
 
 
 def _required_string(index: int, name: str) -> str:
-    t = f"json_type(v[{index}])"
-    return f"""WHEN {t} IS NULL THEN 'missing field ''{name}'''
-        WHEN {t} <> 'VARCHAR' THEN 'field ''{name}'' must be a string (got ' || {_type_name(t)} || ')'"""
+    return f"""WHEN t[{index}] IS NULL THEN 'missing field ''{name}'''
+        WHEN t[{index}] <> 'VARCHAR'
+            THEN 'field ''{name}'' must be a string (got ' || {_type_name(f"t[{index}]")} || ')'"""
 
 
 def _optional_string(index: int, name: str) -> str:
-    t = f"json_type(v[{index}])"
-    return f"""WHEN {t} NOT IN ('VARCHAR', 'NULL')
-        THEN 'field ''{name}'' must be a string or absent (got ' || {_type_name(t)} || ')'"""
+    return f"""WHEN t[{index}] NOT IN ('VARCHAR', 'NULL')
+        THEN 'field ''{name}'' must be a string or absent (got ' || {_type_name(f"t[{index}]")} || ')'"""
 
+
+# Each JSON document is parsed three times in all: validity, the fields' types, the fields' values.
+PATHS = "['$.id', '$.text', '$.label', '$.prediction', '$.model_version', '$.ts', '$.meta']"
 
 CHECK_SQL = f"""
 WITH decoded AS (
@@ -56,27 +67,27 @@ WITH decoded AS (
            CASE WHEN octet_length(raw) <= $max_record_bytes THEN try(decode(raw)) END AS body
     FROM incoming
 ), parsed AS (
-    SELECT *, CASE WHEN json_valid(body) THEN body::JSON END AS doc FROM decoded
+    SELECT *, json_valid(body) AS is_json FROM decoded
 ), fields AS (
-    SELECT *, json_type(doc) AS doc_type,
-           json_extract(doc, ['$.id', '$.text', '$.label', '$.prediction', '$.model_version', '$.ts', '$.meta'])
-               AS v
+    SELECT *,
+        CASE WHEN is_json THEN json_type(body) END AS doc_type,
+        CASE WHEN is_json THEN json_type(body, {PATHS}) END AS t,
+        CASE WHEN is_json THEN json_extract_string(body, {PATHS}) END AS v
     FROM parsed
 ), cleaned AS (
     SELECT *,
-        trim(v[1] ->> '$') AS c_id,
-        trim(regexp_replace(v[2] ->> '$', '{WHITESPACE}', ' ', 'g')) AS c_text,
-        trim(regexp_replace(v[3] ->> '$', '{WHITESPACE}', ' ', 'g')) AS c_label,
-        CASE json_type(v[4]) WHEN 'VARCHAR' THEN trim(v[4] ->> '$') END AS c_prediction,
-        CASE json_type(v[5]) WHEN 'VARCHAR' THEN trim(v[5] ->> '$') END AS c_model_version,
+        trim(v[1]) AS c_id,
+        {_normalized("v[2]")} AS c_text,
+        {_normalized("v[3]")} AS c_label,
+        CASE t[4] WHEN 'VARCHAR' THEN trim(v[4]) END AS c_prediction,
+        CASE t[5] WHEN 'VARCHAR' THEN trim(v[5]) END AS c_model_version,
         CASE
-            WHEN json_type(v[6]) IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+            WHEN t[6] IN ('BIGINT', 'UBIGINT', 'DOUBLE')
                 THEN make_timestamptz(CAST(CAST(v[6] AS DOUBLE) * 1000 AS BIGINT))
-            WHEN json_type(v[6]) = 'VARCHAR' THEN try_cast(v[6] ->> '$' AS TIMESTAMPTZ)
-            WHEN json_type(v[6]) IS NULL OR json_type(v[6]) = 'NULL'
-                THEN make_timestamptz(kafka_ts_ms * 1000)
+            WHEN t[6] = 'VARCHAR' THEN try_cast(v[6] AS TIMESTAMPTZ)
+            WHEN t[6] IS NULL OR t[6] = 'NULL' THEN make_timestamptz(kafka_ts_ms * 1000)
         END AS c_ts,
-        CASE json_type(v[7]) WHEN 'OBJECT' THEN CAST(v[7] AS VARCHAR) END AS c_meta
+        CASE t[7] WHEN 'OBJECT' THEN v[7] END AS c_meta
     FROM fields
 )
 SELECT topic, partition, "offset", raw, arrival,
@@ -85,20 +96,19 @@ SELECT topic, partition, "offset", raw, arrival,
     CASE
         WHEN n_bytes > $max_record_bytes THEN 'record is ' || n_bytes || ' bytes; the limit is '
             || $max_record_bytes || ' (ingest.max_record_bytes)'
+        WHEN raw IS NULL THEN 'no value (a null record)'
         WHEN body IS NULL THEN 'not valid UTF-8'
-        WHEN doc IS NULL THEN 'not JSON: ' || left(body, 40)
+        WHEN NOT is_json THEN 'not JSON: ' || left(body, 40)
         WHEN doc_type <> 'OBJECT' THEN 'not a JSON object (got ' || {_type_name("doc_type")} || ')'
         {_required_string(1, "id")}
         {_required_string(2, "text")}
         {_required_string(3, "label")}
         {_optional_string(4, "prediction")}
         {_optional_string(5, "model_version")}
-        WHEN json_type(v[6]) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR', 'NULL')
-            THEN 'field ''ts'' must be an RFC 3339 string or epoch milliseconds (got '
-                || {_type_name("json_type(v[6])")} || ')'
-        WHEN c_ts IS NULL THEN 'field ''ts'' is not an RFC 3339 time: ' || left(v[6] ->> '$', 40)
-        WHEN json_type(v[7]) NOT IN ('OBJECT', 'NULL')
-            THEN 'field ''meta'' must be an object (got ' || {_type_name("json_type(v[7])")} || ')'
+        WHEN t[6] NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR', 'NULL')
+            THEN 'field ''ts'' must be an RFC 3339 string or epoch milliseconds (got ' || {_type_name("t[6]")} || ')'
+        WHEN c_ts IS NULL THEN 'field ''ts'' is not an RFC 3339 time: ' || left(v[6], 40)
+        WHEN t[7] NOT IN ('OBJECT', 'NULL') THEN 'field ''meta'' must be an object (got ' || {_type_name("t[7]")} || ')'
         WHEN c_id = '' THEN 'field ''id'' is empty'
         WHEN length(c_id) > $max_id_chars THEN 'id is ' || length(c_id) || ' characters; the limit is '
             || $max_id_chars || ' (ingest.max_id_chars)'

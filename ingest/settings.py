@@ -50,6 +50,9 @@ class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     batch_max_records: int = Field(20_000, ge=1, description="Most records written to DuckDB in one transaction.")
+    duckdb_threads: int = Field(
+        1, ge=1, description="Threads DuckDB may use for checking and writing batches; the Kafka client needs the rest."
+    )
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll waits for records before an idle round.")
     max_text_chars: int = Field(
         20_000,

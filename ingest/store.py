@@ -92,7 +92,8 @@ FROM checked WHERE reason IS NULL
 
 INSERT_REJECTED_SQL = """
 INSERT INTO rejected
-SELECT topic, partition, "offset", unhex(left(hex(raw), 2 * $cap)), octet_length(raw), reason, id, now()
+SELECT topic, partition, "offset", unhex(left(hex(coalesce(raw, ''::BLOB)), 2 * $cap)), coalesce(octet_length(raw), 0),
+    reason, id, now()
 FROM checked WHERE reason IS NOT NULL
 """
 
@@ -141,6 +142,7 @@ class FeedbackStore:
                 "stop it or use the CLI against the running daemon"
             ) from None
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(f"SET threads = {settings.duckdb_threads}")
         self._migrate()
 
     def _migrate(self) -> None:

@@ -74,3 +74,8 @@ def test_results_keep_input_order() -> None:
     checked = check_values(values, SETTINGS)
     assert [item.reason is None for item in checked] == [index % 3 != 0 for index in range(30)]
     assert [item.id for item in checked if item.reason is None] == [f"r{i}" for i in range(30) if i % 3]
+
+
+def test_null_value_is_rejected() -> None:
+    (checked,) = check_values([None], SETTINGS)  # type: ignore[list-item]
+    assert checked.reason == "no value (a null record)"

@@ -1,0 +1,69 @@
+"""`driftloop drift check/status/backtest` over rows that went through the real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from daemon.cli import cli, register_commands
+from drift.synthetic import synthetic_stream
+from ingest.records import incoming_table
+from ingest.settings import IngestSettings
+from ingest.store import FeedbackStore
+
+register_commands()
+SHIFT = 12_000  # synthetic row index of the error-rate jump; store row ids start at 1
+
+
+def store_stream(home: Path) -> None:
+    stream = synthetic_stream("abrupt", 24_000, [SHIFT], seed=3).rows
+    values = [
+        json.dumps({"id": f"s{i}", "text": text, "label": label, "prediction": prediction}).encode()
+        for i, (text, label, prediction) in enumerate(
+            zip(stream.text.to_pylist(), stream.label.to_pylist(), stream.prediction.to_pylist(), strict=True)
+        )
+    ]
+    with FeedbackStore(home / "driftloop.duckdb", IngestSettings()) as store:
+        store.write_batch(incoming_table(values, "t"), {("t", 0): len(values)})
+
+
+def run(home: Path, *arguments: str) -> Result:
+    return CliRunner().invoke(cli, ["--home", str(home), *arguments])
+
+
+def test_check_feeds_the_monitor_once_and_status_shows_it(tmp_path: Path) -> None:
+    store_stream(tmp_path)
+    first = run(tmp_path, "drift", "check")
+    assert first.exit_code == 0, first.output
+    assert "24000 new rows checked; 1 drift events" in first.stdout
+    event_row = int(first.stdout.split("drift at row ")[1].split()[0])
+    assert SHIFT + 1 < event_row < SHIFT + 1 + 600
+    again = run(tmp_path, "drift", "check")
+    assert "0 new rows checked; 0 drift events" in again.stdout
+    status = run(tmp_path, "drift", "status", "--json")
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.stdout)
+    assert (shown["rows_seen"], shown["last_row_id"], shown["events"]) == (24_000, 24_000, 1)
+    assert {reading["name"] for reading in shown["readings"]} >= {"error", "label_mix", "length"}
+
+
+def test_backtest_reports_the_monitor_and_the_baselines(tmp_path: Path) -> None:
+    store_stream(tmp_path)
+    result = run(tmp_path, "drift", "backtest", "--change-points", str(SHIFT + 1), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = [score["name"] for score in report["scores"]]
+    assert names[0] == "driftloop"
+    assert len(names) > 1
+    assert report["scores"][0]["delays"][0] < 600
+    assert report["scores"][0]["false_alarms_per_10k"] == 0
+
+
+def test_bad_change_point_is_one_line(tmp_path: Path) -> None:
+    result = run(tmp_path, "drift", "backtest", "--change-points", "soon")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "driftloop: error: --change-points 'soon' is neither a row id nor an ISO time such as 2014-06-01"
+    )
