@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class KafkaSettings(BaseModel):
@@ -42,6 +42,15 @@ class KafkaSettings(BaseModel):
         ge=1_000,
         description="Rebalance timeout of the consumer group (also the longest pause between polls).",
     )
+
+    @model_validator(mode="after")
+    def _join_fits_in_a_request(self) -> Self:
+        if self.request_timeout_ms < self.max_poll_interval_ms:
+            raise ValueError(
+                f"request_timeout_ms ({self.request_timeout_ms}) must be at least max_poll_interval_ms "
+                f"({self.max_poll_interval_ms}): a group join can wait that long for its answer"
+            )
+        return self
 
 
 class IngestSettings(BaseModel):

@@ -105,7 +105,9 @@ def test_stored_offset_beyond_the_partition_end_stops_loudly_or_restarts_by_poli
 def test_unreachable_broker_at_start_is_waited_for(
     kafka_bootstrap: str, ingest_settings: IngestSettings, store_path: Path
 ) -> None:
-    nowhere = KafkaSettings(bootstrap="127.0.0.1:1", topic="never", request_timeout_ms=1_000)
+    nowhere = KafkaSettings(
+        bootstrap="127.0.0.1:1", topic="never", request_timeout_ms=1_000, max_poll_interval_ms=1_000
+    )
     with ingest_in_thread(nowhere, ingest_settings, store_path) as running:
         wait_until(lambda: running.thread.is_alive(), 5, "the ingestor to start")
         running.stop.wait(2.0)
