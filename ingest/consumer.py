@@ -76,9 +76,7 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def run(self, once: bool = False) -> IngestProgress:
         try:
-            consumer = with_retries(
-                lambda: feedback_consumer(self.kafka, self.ingest), "ingest", self.ingest, self.stop
-            )
+            consumer = with_retries(self._connect, "ingest", self.ingest, self.stop)
         except BrokerUnavailable:
             log.info("ingest stopped before Kafka answered")
             return self.progress
@@ -130,10 +128,10 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _finish_pending(self) -> None:
         """Wait for the batch being written, then commit its offsets to Kafka (best effort)."""
-        if self._pending is None:
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
-        result = self._pending.result()
-        self._pending = None
+        result = pending.result()
         self.progress.add(result)
         log.debug("stored %d, rejected %d", result.stored, result.rejected)
         self._commit_to_kafka(result)
