@@ -15,8 +15,9 @@ from daemon.logs import configure_logging
 from daemon.settings import Settings, load_settings, merge, parse_assignment
 from drift.errors import DriftError
 from ingest.errors import IngestError
+from registry.errors import RegistryError
 
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (DriftloopError, IngestError, DriftError)
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (DriftloopError, IngestError, DriftError, RegistryError)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -79,9 +80,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from daemon import broker_cmd, config_cmd, demo_cmd, drift_cmd, feedback_cmd, ingest_cmd
+    from daemon import broker_cmd, config_cmd, demo_cmd, drift_cmd, feedback_cmd, ingest_cmd, registry_cmd, run_cmd
 
-    for module in (config_cmd, feedback_cmd, ingest_cmd, drift_cmd, broker_cmd, demo_cmd):
+    for module in (run_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, broker_cmd, demo_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

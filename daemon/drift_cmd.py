@@ -9,9 +9,10 @@ import click
 
 from daemon.cli import CliState, pass_state
 from daemon.errors import DriftloopError
+from daemon.jobs import check_drift
 from drift.backtest import Score, backtest_store
 from drift.events import SignalReading
-from drift.store import ensure_schema, load_monitor, read_rows, save_monitor
+from drift.store import ensure_schema, load_monitor
 from ingest.store import FeedbackStore
 
 
@@ -53,13 +54,9 @@ def _reading_line(reading: SignalReading) -> str:
 def check(state: CliState) -> None:
     """Feed the monitor the stored rows it has not seen yet, save its state, print new drift events."""
     with FeedbackStore(state.settings.store_path, state.settings.ingest) as store:
-        ensure_schema(store.con)
-        monitor = load_monitor(store.con, state.settings.drift)
-        rows = read_rows(store.con, after_row_id=monitor.last_row_id)
-        events = monitor.update(rows)
-        save_monitor(store.con, monitor, events)
-    click.echo(f"{len(rows)} new rows checked; {len(events)} drift events")
-    for event in events:
+        checked = check_drift(store.con, state.settings.drift)
+    click.echo(f"{checked.rows} new rows checked; {len(checked.events)} drift events")
+    for event in checked.events:
         click.echo(event.describe())
 
 

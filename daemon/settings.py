@@ -15,9 +15,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from daemon.daemon_settings import DaemonSettings
 from daemon.errors import SettingsError
 from drift.settings import DriftSettings
 from ingest.settings import IngestSettings, KafkaSettings
+from registry.settings import RegistrySettings
 from trainer.settings import TrainerSettings
 
 DEFAULT_CONFIG_FILE = Path("driftloop.toml")
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Validation and storage of feedback.")
     drift: DriftSettings = Field(default_factory=DriftSettings, description="Drift detection.")
     trainer: TrainerSettings = Field(default_factory=TrainerSettings, description="Fine-tuning.")
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="Gate, model store and service.")
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="The long-running process.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
     @property

@@ -1,0 +1,66 @@
+"""`driftloop run` and `driftloop status`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from daemon.admin import SOCKET_NAME, ask
+from daemon.cli import CliState, pass_state
+from daemon.errors import DriftloopError
+from daemon.runtime import Daemon
+from daemon.signals import stop_on_signals
+from daemon.status import collect_status
+from drift.store import ensure_schema
+from ingest.store import FeedbackStore
+
+
+@click.command("run")
+@pass_state
+def run(state: CliState) -> None:
+    """Run the daemon: ingest, drift checks and the admin API, until SIGTERM/SIGINT."""
+    with stop_on_signals() as stop:
+        Daemon(state.settings, stop).run()
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def status(state: CliState, as_json: bool) -> None:
+    """Rows, rejections, partition offsets and drift signals; from the running daemon when there is one."""
+    settings = state.settings
+    answer = ask(settings.home / SOCKET_NAME, "status")
+    if answer is None:
+        with FeedbackStore(settings.store_path, settings.ingest) as store:
+            ensure_schema(store.con)
+            current = collect_status(store.con, settings)
+    elif not answer["ok"]:
+        raise DriftloopError(f"the daemon could not answer: {answer['error']}")
+    else:
+        current = answer["result"]
+    if as_json:
+        click.echo(json.dumps(current, indent=2, default=str))
+        return
+    _print_status(current)
+
+
+def _print_status(current: dict[str, Any]) -> None:
+    ingest, drift, daemon = current["ingest"], current["drift"], current.get("daemon")
+    click.echo(f"daemon: running, pid {daemon['pid']}, up {daemon['uptime_s']} s" if daemon else "daemon: not running")
+    click.echo(
+        f"ingest: {ingest['rows']} rows ({ingest['holdout_rows']} holdout, {ingest['labels']} labels), "
+        f"{ingest['rejected']} rejected, topic {ingest['topic']}"
+    )
+    for partition in ingest["partitions"]:
+        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}")
+    click.echo(f"drift: {drift['phase']}, {drift['rows_seen']} rows seen, {drift['events']} events")
+    for reading in drift["readings"]:
+        value = "n/a" if reading["value"] is None else f"{reading['value']:.4f}"
+        click.echo(f"  {reading['name']:<11} {value:>8}  threshold {reading['threshold']}")
+    if drift["last_event"]:
+        click.echo(f"  last event: {drift['last_event']}")
+
+
+COMMANDS = [run, status]

@@ -1,0 +1,32 @@
+"""The service's Prometheus metrics, created once per process in BentoML's (multiprocess) registry."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    predictions: Any
+    predict_seconds: Any
+    feedback: Any
+    swaps: Any
+
+
+@functools.cache
+def service_metrics() -> ServiceMetrics:
+    # Imported here: BentoML sets PROMETHEUS_MULTIPROC_DIR in a worker before it builds the service.
+    from prometheus_client import Counter, Histogram
+
+    return ServiceMetrics(
+        predictions=Counter("driftloop_predictions", "Texts classified, by production version.", ["model_version"]),
+        predict_seconds=Histogram(
+            "driftloop_predict_seconds",
+            "Time to classify one /predict request.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        ),
+        feedback=Counter("driftloop_feedback", "Corrections received at /feedback, by result.", ["result"]),
+        swaps=Counter("driftloop_model_swaps", "Production models swapped in by the service.", ["model_version"]),
+    )

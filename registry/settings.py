@@ -1,0 +1,88 @@
+"""Settings of the `registry` section: the promotion gate, approval policy, the model store and the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RegistrySettings(BaseModel):
+    """How candidates are gated, approved, published to BentoML and served."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str = Field(
+        "default",
+        pattern=r"^[a-z0-9]([a-z0-9_.-]{0,40}[a-z0-9])?$",
+        description="Task name; candidates are `driftloop-<task>:<version>`, production `driftloop-<task>-production`.",
+    )
+    bentoml_home: Path | None = Field(
+        None, description="BentoML home holding the model store; empty: `<home>/bentoml`."
+    )
+    gate_metric: Literal["macro_f1", "accuracy"] = Field(
+        "macro_f1", description="Score the gate compares on every episode's holdout."
+    )
+    gate_margin: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Least gain of the candidate over production on the newest episode's holdout (0.01 = 1 point).",
+    )
+    gate_epsilon: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="Most score an earlier episode's holdout may lose against production (forgetting).",
+    )
+    gate_bootstrap_samples: int = Field(
+        1000, ge=100, le=100_000, description="Paired bootstrap resamples of the newest episode's holdout."
+    )
+    gate_bootstrap_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1.0,
+        description="One-sided confidence of the bootstrap lower bound of the gain, which must be above zero.",
+    )
+    gate_seed: int = Field(0, description="Seed of the bootstrap resampling (the gate is deterministic).")
+    gate_recall_floor: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Least recall of every class on the holdouts (pooled); 0 turns the check off.",
+    )
+    gate_recall_min_support: int = Field(
+        5, ge=1, description="Classes with fewer holdout rows than this are left out of the recall floor."
+    )
+    gate_latency_p99_ms: float = Field(
+        500.0, gt=0.0, description="Most single-text p99 prediction latency of the candidate, in milliseconds."
+    )
+    gate_memory_mb: float = Field(
+        2048.0, gt=0.0, description="Most peak memory of the candidate's evaluation process, in MiB."
+    )
+    auto_approve: bool = Field(
+        False, description="Promote a candidate that passes the gate without waiting for `driftloop approve`."
+    )
+    poll_interval_s: float = Field(
+        0.5, gt=0.0, le=60.0, description="How often the service checks for a new production model."
+    )
+    max_batch_texts: int = Field(64, ge=1, description="Most texts in one /predict request.")
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Longest text /predict and /feedback accept, in characters (longer: 400)."
+    )
+    max_label_chars: int = Field(100, ge=1, description="Longest label /feedback accepts, in characters.")
+    int8: bool = Field(
+        False,
+        description="Serve the INT8 version of the model (the candidate's INT8 export, else quantized at load).",
+    )
+    predict_batch_size: int = Field(32, ge=1, description="Windows per forward pass when the service predicts.")
+    torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the service process.")
+    host: str = Field("127.0.0.1", description="`driftloop serve`: address the HTTP server listens on.")
+    port: int = Field(3000, ge=1, le=65535, description="`driftloop serve`: port the HTTP server listens on.")
+
+    def model_name(self) -> str:
+        return f"driftloop-{self.task}"
+
+    def production_name(self) -> str:
+        return f"driftloop-{self.task}-production"

@@ -1,0 +1,85 @@
+"""`driftloop run`: the admin socket answers `status`, only its owner can open it, SIGTERM stops it in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.settings import KafkaSettings
+from tests.conftest import wait_until
+from tests.ingest.kafka_helpers import good, produce
+
+pytestmark = pytest.mark.kafka
+
+
+def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon", *arguments], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_daemon_status_over_the_socket_then_ordered_shutdown(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "DRIFTLOOP_HOME": str(home),
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "DRIFTLOOP_KAFKA_TOPIC": kafka_settings.topic,
+        "DRIFTLOOP_KAFKA_GROUP_ID": kafka_settings.group_id,
+        "DRIFTLOOP_DAEMON_DRIFT_CHECK_INTERVAL_S": "1",
+    }
+    produce(kafka_settings, [good(i) for i in range(300)] + [b"junk"])
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as output:
+        daemon = subprocess.Popen([sys.executable, "-m", "daemon", "run"], env=env, stdout=output, stderr=output)
+    try:
+        socket_path = home / "admin.sock"
+        wait_until(socket_path.exists, 60, "the admin socket")
+        assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600
+
+        def status() -> dict[str, object]:
+            answer = cli(env, "status", "--json")
+            assert answer.returncode == 0, answer.stderr
+            parsed: dict[str, object] = json.loads(answer.stdout)
+            return parsed
+
+        wait_until(lambda: _rows(status()) == 300, 60, "the records to be ingested")
+        wait_until(lambda: _drift_rows(status()) == 300, 30, "a drift check over the rows")
+        live = status()
+        assert "daemon" in live
+        assert live["ingest"]["rejected"] == 1  # type: ignore[index]
+        table = cli(env, "status")
+        assert "daemon: running" in table.stdout
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    steps = [line.split(": ", 1)[1] for line in log.read_text().splitlines() if "shutdown" in line and ": " in line]
+    assert [step.split(";")[0] for step in steps if step.startswith("shutdown")] == [
+        "shutdown: ingest stopped",
+        "shutdown: closing the admin API",
+        "shutdown: closing the store",
+        "shutdown complete",
+    ]
+    offline = cli(env, "status", "--json")
+    assert offline.returncode == 0, offline.stderr
+    stopped = json.loads(offline.stdout)
+    assert "daemon" not in stopped
+    assert stopped["ingest"]["rows"] == 300
+    assert not (home / "admin.sock").exists()
+
+
+def _rows(status: dict[str, object]) -> object:
+    return status["ingest"]["rows"]  # type: ignore[index]
+
+
+def _drift_rows(status: dict[str, object]) -> object:
+    return status["drift"]["rows_seen"]  # type: ignore[index]

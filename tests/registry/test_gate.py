@@ -1,0 +1,99 @@
+"""The gate's decisions and the numbers in its reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.errors import RegistryError
+from registry.evaluation import Evaluation
+from registry.gate import decide
+from registry.scores import paired_bootstrap, score
+from registry.settings import RegistrySettings
+from tests.registry.conftest import evaluation, holdout
+
+RULES = RegistrySettings(gate_bootstrap_samples=500, gate_margin=0.01, gate_epsilon=0.02)
+
+
+def failed(result_reasons: tuple[str, ...], start: str) -> str:
+    return next(reason for reason in result_reasons if reason.startswith(start))
+
+
+def test_a_clear_improvement_that_keeps_earlier_episodes_passes() -> None:
+    result = decide(evaluation({1: 0.90, 2: 0.85}), evaluation({1: 0.90, 2: 0.60}), RULES)
+    assert result.passed, result.failures()
+    improves = failed(result.reasons, "Improves")
+    assert "macro_f1" in improves
+    assert "episode 2" in improves
+    assert "lower bound" in improves
+    assert any(reason.startswith("Keeps episode 1") for reason in result.reasons)
+
+
+def test_forgetting_an_earlier_episode_fails_with_the_numbers() -> None:
+    result = decide(evaluation({1: 0.70, 2: 0.90}), evaluation({1: 0.90, 2: 0.60}), RULES)
+    assert not result.passed
+    (reason,) = result.failures()
+    assert reason.startswith("Forgets: macro_f1 on earlier episode 1 goes from 0.8995 to 0.6956 (-0.2039)")
+    assert "more than epsilon 0.02" in reason
+
+
+def test_a_gain_inside_the_noise_is_not_a_gain() -> None:
+    result = decide(evaluation({1: 0.64}, rows=40), evaluation({1: 0.60}, rows=40), RULES)
+    assert not result.passed
+    (reason,) = result.failures()
+    assert reason.startswith("Gain inside the noise")
+    assert "lower bound" in reason
+    assert "40 rows" in reason
+
+
+def test_a_gain_below_the_margin_fails() -> None:
+    rules = RULES.model_copy(update={"gate_margin": 0.2})
+    (reason,) = decide(evaluation({1: 0.9}), evaluation({1: 0.8}), rules).failures()
+    assert reason.startswith("Does not improve enough")
+    assert "below the margin 0.2" in reason
+
+
+def test_over_the_latency_and_memory_budgets_fails_on_both() -> None:
+    candidate = evaluation({1: 0.9}, latency_ms=900.0, memory_mb=4096.0)
+    failures = decide(candidate, evaluation({1: 0.5}), RULES).failures()
+    assert failures == (
+        "Too slow: p99 latency 900.0 ms is over the budget 500 ms.",
+        "Too big: peak memory 4096 MiB is over the budget 2048 MiB.",
+    )
+
+
+def test_a_class_below_the_recall_floor_fails() -> None:
+    rows = holdout(100, 1.0, seed=1)
+    always_pos = Evaluation({1: rows.__class__(rows.labels, ("pos",) * 100)}, 10.0, 100.0)
+    (reason,) = decide(always_pos, None, RULES).failures()
+    assert reason == "Class recall below the floor 0.2: neg 0.000."
+
+
+def test_the_first_model_has_nothing_to_beat() -> None:
+    result = decide(evaluation({1: 0.8}), None, RULES)
+    assert result.passed
+    assert result.reasons[0].startswith("No production model yet")
+
+
+def test_evaluations_on_different_rows_cannot_be_paired() -> None:
+    other = Evaluation({1: holdout(200, 0.5, seed=99)}, 10.0, 100.0)
+    with pytest.raises(RegistryError, match="same rows, same order"):
+        decide(evaluation({1: 0.9}), other, RULES)
+
+
+def test_the_bootstrap_is_deterministic_and_brackets_the_gain() -> None:
+    rows = holdout(300, 0.8, seed=3)
+    other = holdout(300, 0.7, seed=3)
+    first = paired_bootstrap(rows.labels, rows.predicted, other.predicted, "macro_f1", 300, 0.95, seed=7)
+    again = paired_bootstrap(rows.labels, rows.predicted, other.predicted, "macro_f1", 300, 0.95, seed=7)
+    assert first == again
+    assert first.lower_bound < first.gain
+    assert first.gain == pytest.approx(score(rows.labels, rows.predicted, "macro_f1") - score(
+        other.labels, other.predicted, "macro_f1"))  # fmt: skip
+
+
+def test_macro_f1_matches_a_hand_count() -> None:
+    # neg: tp 1, fp 1, fn 1 -> f1 0.5; pos: tp 1, fp 1, fn 1 -> f1 0.5; maybe: never true, predicted once -> 0
+    labels = ("neg", "neg", "pos", "pos")
+    predicted = ("neg", "pos", "pos", "maybe")
+    assert score(labels, predicted, "macro_f1") == pytest.approx((0.5 + 2 / 3 + 0.0) / 3)
+    assert score(labels, predicted, "accuracy") == 0.5

@@ -1,0 +1,129 @@
+"""Whole runs in this process on a tiny random BERT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+
+from tests.trainer.conftest import make_rows, settings_for
+from trainer.data import TrainingData, select_rows
+from trainer.job import Job
+from trainer.model import load_classifier_model, read_labels, setup_model
+from trainer.pipeline import run_job
+from trainer.predict import load_classifier, logits, predict
+from trainer.results import Candidate, load_candidate
+from trainer.settings import TrainerSettings
+
+FIRST = ("alpha", "beta", "gamma")
+
+
+def episode_data(settings: TrainerSettings, episode: int, labels: tuple[str, ...], history_labels: tuple[str, ...] = ()
+                 ) -> TrainingData:  # fmt: skip
+    window = make_rows(labels, 30, episode) + make_rows(labels, 10, episode, "holdout")
+    history = []
+    for earlier in range(episode):
+        history += make_rows(history_labels, 30, earlier) + make_rows(history_labels, 10, earlier, "holdout")
+    return select_rows(window, history, settings)
+
+
+def run(settings: TrainerSettings, data: TrainingData, out_dir: Path, parent: Path | None = None,
+        events: list[dict[str, Any]] | None = None) -> Candidate:  # fmt: skip
+    sink = events if events is not None else []
+    assert settings.base_model is not None
+    return run_job(Job(settings, data, settings.base_model, parent, out_dir), sink.append, lambda: False)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Candidate:
+    settings = settings_for(tiny_base)
+    return run(settings, episode_data(settings, 0, FIRST), tmp_path_factory.mktemp("runs") / "first")
+
+
+def test_a_fresh_run_learns_and_writes_a_complete_candidate(first_run: Candidate) -> None:
+    report = first_run.report
+    assert report.episodes[0].macro_f1 > 0.6
+    assert report.parent_episodes is None
+    assert report.backward_transfer is None
+    assert report.latency_ms_p50 > 0
+    assert report.latency_ms_p99 >= report.latency_ms_p50
+    assert report.peak_memory_mb > 0
+    assert first_run.fit.loss_curve[-1] < first_run.fit.loss_curve[0]
+    assert first_run.labels == FIRST
+    assert load_candidate(first_run.path) == first_run
+    assert not list(first_run.path.parent.glob(".*partial*"))
+
+
+def test_save_and_reload_give_identical_logits(first_run: Candidate, tiny_base: Path) -> None:
+    texts = ["w1 w2 w3 w4 w5 w6", "w12 w13 w14 w15 w16 w17", "w30 w31 w32 w33 w34 w35"]
+    merged = load_classifier(first_run.model_dir)
+    assert first_run.adapter_dir is not None
+    adapter = PeftModel.from_pretrained(load_classifier_model(tiny_base, first_run.labels), first_run.adapter_dir)
+    from_adapter = logits(merged.__class__(adapter.eval(), merged.tokenizer, merged.labels, 32, 8), texts)
+    assert torch.allclose(logits(merged, texts), from_adapter, atol=1e-5)
+    assert torch.equal(logits(load_classifier(first_run.model_dir), texts), logits(merged, texts))
+    predictions = predict(first_run.model_dir, texts)
+    assert [p.label for p in predictions] == ["alpha", "beta", "gamma"]
+    assert sum(predictions[0].scores.values()) == pytest.approx(1.0)
+
+
+def test_continuing_trains_the_adapter_grows_the_head_and_keeps_old_rows(first_run: Candidate, tmp_path: Path,
+                                                                         tiny_base: Path) -> None:  # fmt: skip
+    settings = settings_for(tiny_base, max_epochs=2)
+    assert first_run.adapter_dir is not None
+    parent_weights = load_file(str(first_run.adapter_dir / "adapter_model.safetensors"))
+    model, labels = setup_model(settings, tiny_base, first_run.adapter_dir, [*FIRST, "delta"])
+    assert labels == (*FIRST, "delta")
+    head = model.get_submodule("base_model.model.classifier.modules_to_save.default")
+    assert isinstance(head, torch.nn.Linear)
+    assert head.out_features == 4
+    old_head = next(value for key, value in parent_weights.items() if key.endswith("classifier.weight"))
+    assert torch.equal(head.weight[:3].detach(), old_head)
+    assert head.weight.requires_grad
+    assert any(p.requires_grad for name, p in model.named_parameters() if "lora_A" in name)
+
+    data = episode_data(settings, 1, ("delta", "alpha"), FIRST)
+    events: list[dict[str, Any]] = []
+    child = run(settings, data, tmp_path / "child", first_run.adapter_dir, events)
+    assert child.labels == (*FIRST, "delta")
+    assert read_labels(child.model_dir) == child.labels
+    losses = [event["loss"] for event in events if event["event"] == "progress"]
+    assert losses[-1] < losses[0]
+    assert child.adapter_dir is not None
+    child_weights = load_file(str(child.adapter_dir / "adapter_model.safetensors"))
+    lora = [key for key in parent_weights if "lora_B" in key]
+    assert lora
+    assert all(not torch.equal(parent_weights[key], child_weights[key]) for key in lora)
+    assert child.report.parent_episodes is not None
+    assert set(child.report.forgetting) == {0}
+    assert child.report.episodes[1].per_class["delta"].recall > 0.3
+
+
+def test_early_stopping_stops(tmp_path: Path, tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, learning_rate=1e-9, max_epochs=20, patience=2)
+    candidate = run(settings, episode_data(settings, 0, FIRST), tmp_path / "stopped")
+    assert candidate.fit.stopped_early
+    assert candidate.fit.epochs == candidate.fit.best_epoch + 2 < 20
+
+
+def test_the_same_seed_and_data_give_the_same_metrics(tmp_path: Path, tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, max_epochs=1)
+    data = episode_data(settings, 0, FIRST)
+    one, two = run(settings, data, tmp_path / "one"), run(settings, data, tmp_path / "two")
+    assert one.report.episodes == two.report.episodes
+    assert one.fit.loss_curve == two.fit.loss_curve
+
+
+def test_full_fine_tune_with_frozen_layers_and_int8_export(tmp_path: Path, tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, method="full", freeze_layers=1, max_epochs=1, export_int8=True)
+    candidate = run(settings, episode_data(settings, 0, FIRST), tmp_path / "full")
+    assert candidate.adapter_dir is None
+    int8 = candidate.report.int8
+    assert int8 is not None
+    assert int8.int8_bytes < int8.fp32_bytes
+    quantized = predict(candidate.path / "int8", ["w1 w2 w3"])
+    assert quantized[0].label in FIRST

@@ -1,0 +1,173 @@
+"""Selecting a run's rows: the new window, a class-balanced replay sample, near-duplicate filtering, validation.
+
+Pure functions over plain rows: the daemon reads them from its store and passes them in.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from trainer.dedup import near_duplicates
+from trainer.errors import BadTrainingData
+from trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "holdout"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One labelled text as the store holds it."""
+
+    id: str
+    text: str
+    label: str
+    episode: int
+    split: Split = "train"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows of one run, ready for `trainer.train`."""
+
+    train: tuple[Row, ...]
+    validation: tuple[Row, ...]
+    holdout: tuple[Row, ...]
+    new_rows: int
+    replay_rows: int
+    duplicates_dropped: int
+    dedup_seconds: float
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label in the run's rows, sorted."""
+        return tuple(sorted({row.label for row in (*self.train, *self.validation, *self.holdout)}))
+
+    def holdout_by_episode(self) -> dict[int, tuple[Row, ...]]:
+        episodes: dict[int, list[Row]] = defaultdict(list)
+        for row in self.holdout:
+            episodes[row.episode].append(row)
+        return {episode: tuple(rows) for episode, rows in sorted(episodes.items())}
+
+
+def rows_from_columns(columns: Mapping[str, Sequence[Any]]) -> list[Row]:
+    """Rows from column lists (e.g. `pyarrow.Table.to_pydict()`) with keys id, text, label, episode, split."""
+    missing = {"id", "text", "label", "episode"} - set(columns)
+    if missing:
+        raise BadTrainingData(f"columns {sorted(missing)} are missing; got {sorted(columns)}")
+    splits = columns.get("split") or ["train"] * len(columns["id"])
+    rows = []
+    for id_, text, label, episode, split in zip(
+        columns["id"], columns["text"], columns["label"], columns["episode"], splits, strict=True
+    ):
+        if split not in ("train", "holdout"):
+            raise BadTrainingData(f"row {id_!r} has split {split!r}; expected 'train' or 'holdout'")
+        rows.append(Row(str(id_), str(text), str(label), int(episode), split))
+    return rows
+
+
+def select_rows(window: Iterable[Row], history: Iterable[Row], settings: TrainerSettings) -> TrainingData:
+    """The rows of one run.
+
+    `window`: rows stored since the last run, oldest first; `history`: every earlier row. Training rows are the
+    window's train rows plus `settings.replay_size` history train rows balanced over classes (and, within a
+    class, over episodes); near-duplicates (of each other, newest first, or of any holdout text) are dropped;
+    the validation split is drawn per class from the training rows. Holdout rows of both are kept for evaluation.
+    """
+    window_rows, history_rows = list(window), list(history)
+    holdout = tuple(row for row in (*history_rows, *window_rows) if row.split == "holdout")
+    new = [row for row in reversed(window_rows) if row.split == "train"]
+    if not new:
+        raise BadTrainingData("the new window has no training rows; wait for more feedback before training")
+    rng = random.Random(settings.seed)
+    replay = replay_sample([row for row in history_rows if row.split == "train"], settings.replay_size, rng)
+    started = time.perf_counter()
+    candidates = [*new, *replay]
+    dropped = near_duplicates([row.text for row in candidates], settings.dedup_threshold, [r.text for r in holdout])
+    kept = [row for row, drop in zip(candidates, dropped, strict=True) if not drop]
+    dedup_seconds = time.perf_counter() - started
+    train, validation = split_validation(kept, settings.validation_fraction, rng)
+    log.info(
+        "selected %d new + %d replay rows, dropped %d near-duplicates in %.2fs, %d for validation",
+        len(new), len(replay), sum(dropped), dedup_seconds, len(validation),
+    )  # fmt: skip
+    return TrainingData(
+        train=tuple(train),
+        validation=tuple(validation),
+        holdout=holdout,
+        new_rows=len(new),
+        replay_rows=len(replay),
+        duplicates_dropped=sum(dropped),
+        dedup_seconds=dedup_seconds,
+    )
+
+
+def replay_sample(pool: Sequence[Row], size: int, rng: random.Random) -> list[Row]:
+    """Up to `size` rows with the classes as equal as the pool allows, spread evenly over episodes."""
+    by_class: dict[str, dict[int, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in pool:
+        by_class[row.label][row.episode].append(row)
+    quotas = _balanced_quotas({label: sum(map(len, eps.values())) for label, eps in by_class.items()}, size)
+    sample: list[Row] = []
+    for label in sorted(by_class):
+        episodes = [by_class[label][episode] for episode in sorted(by_class[label])]
+        for rows in episodes:
+            rng.shuffle(rows)
+        sample.extend(_round_robin(episodes, quotas[label]))
+    return sample
+
+
+def _balanced_quotas(available: Mapping[str, int], size: int) -> dict[str, int]:
+    quotas = dict.fromkeys(available, 0)
+    left, open_labels = size, sorted(available)
+    while left > 0 and open_labels:
+        share = max(1, left // len(open_labels))
+        for label in list(open_labels):
+            take = min(share, available[label] - quotas[label], left)
+            quotas[label] += take
+            left -= take
+            if quotas[label] == available[label]:
+                open_labels.remove(label)
+            if left == 0:
+                break
+    return quotas
+
+
+def _round_robin(groups: Sequence[Sequence[Row]], count: int) -> list[Row]:
+    taken: list[Row] = []
+    depth = 0
+    while len(taken) < count:
+        for rows in groups:
+            if depth < len(rows) and len(taken) < count:
+                taken.append(rows[depth])
+        depth += 1
+    return taken
+
+
+def split_validation(rows: Sequence[Row], fraction: float, rng: random.Random) -> tuple[list[Row], list[Row]]:
+    """Per class, `fraction` of the rows (at least one where a class has two or more) go to validation."""
+    by_label: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_label[row.label].append(row)
+    train: list[Row] = []
+    validation: list[Row] = []
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        count = max(1, round(len(members) * fraction)) if len(members) >= 2 else 0
+        validation.extend(members[:count])
+        train.extend(members[count:])
+    if not train or not validation:
+        raise BadTrainingData(
+            f"{len(rows)} training rows cannot give both a training and a validation split; "
+            "at least two rows of one class are needed"
+        )
+    rng.shuffle(train)
+    return train, validation

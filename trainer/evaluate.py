@@ -1,0 +1,113 @@
+"""Evaluation of a model on every episode's holdout, latency and peak memory of prediction, INT8 export."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data import Row, TrainingData
+from trainer.metrics import backward_transfer, forgetting, score
+from trainer.predict import Classifier, load_classifier, logits
+from trainer.quantize import export_int8, weights_bytes
+from trainer.results import EvaluationReport, Int8Export, Scores
+
+log = logging.getLogger(__name__)
+
+
+def predicted_labels(classifier: Classifier, texts: Sequence[str], allowed: int | None = None) -> list[str]:
+    """Argmax labels; `allowed` restricts the choice to the first labels (a parent scored before its head grew)."""
+    scores = logits(classifier, texts)
+    if allowed is not None:
+        scores = scores[:, :allowed]
+    return [classifier.labels[i] for i in scores.argmax(dim=1).tolist()]
+
+
+def score_episodes(classifier: Classifier, holdout: dict[int, tuple[Row, ...]], allowed: int | None = None
+                   ) -> dict[int, Scores]:  # fmt: skip
+    results = {}
+    for episode, rows in holdout.items():
+        predicted = predicted_labels(classifier, [row.text for row in rows], allowed)
+        results[episode] = score([row.label for row in rows], predicted, classifier.labels)
+    return results
+
+
+def evaluate(
+    model_dir: Path,
+    data: TrainingData,
+    parent_scores: dict[int, Scores] | None,
+    latency_samples: int,
+    int8_dir: Path | None,
+) -> EvaluationReport:
+    """The report of a saved candidate model; `parent_scores` were measured on the same holdouts before training."""
+    holdout = data.holdout_by_episode()
+    newest = max(holdout)
+    reset_peak_memory()
+    classifier = load_classifier(model_dir)
+    episodes = score_episodes(classifier, holdout)
+    p50, p99 = single_text_latency(classifier, [row.text for row in holdout[newest]], latency_samples)
+    peak = peak_memory_mb()
+    before = {e: s.macro_f1 for e, s in (parent_scores or {}).items()}
+    after = {e: s.macro_f1 for e, s in episodes.items()}
+    int8 = None if int8_dir is None else int8_report(classifier, model_dir, int8_dir, data.holdout)
+    return EvaluationReport(
+        newest_episode=newest,
+        episodes=episodes,
+        parent_episodes=parent_scores,
+        forgetting=forgetting(before, after, newest),
+        backward_transfer=backward_transfer(before, after, newest),
+        latency_ms_p50=p50,
+        latency_ms_p99=p99,
+        peak_memory_mb=peak,
+        int8=int8,
+    )
+
+
+def single_text_latency(classifier: Classifier, texts: Sequence[str], samples: int) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of predicting one text at a time."""
+    timings = []
+    for i in range(min(samples, max(1, len(texts)))):
+        started = time.perf_counter()
+        logits(classifier, [texts[i % len(texts)]] if texts else ["."])
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
+
+
+def int8_report(classifier: Classifier, model_dir: Path, dest: Path, rows: Sequence[Row]) -> Int8Export:
+    export_int8(model_dir, dest)
+    quantized = load_classifier(dest)
+    texts, true = [row.text for row in rows], [row.label for row in rows]
+    fp32 = score(true, predicted_labels(classifier, texts), classifier.labels).accuracy
+    int8 = score(true, predicted_labels(quantized, texts), classifier.labels).accuracy
+    fp32_bytes, int8_bytes = weights_bytes(model_dir), weights_bytes(dest)
+    return Int8Export(
+        path=str(dest),
+        fp32_bytes=fp32_bytes,
+        int8_bytes=int8_bytes,
+        size_reduction_pct=100.0 * (1 - int8_bytes / fp32_bytes),
+        fp32_accuracy=fp32,
+        int8_accuracy=int8,
+        accuracy_loss_pts=100.0 * (fp32 - int8),
+    )
+
+
+def reset_peak_memory() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux); elsewhere the lifetime peak is reported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        log.debug("cannot reset the peak RSS mark; reporting the process's lifetime peak")
+
+
+def peak_memory_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,188 @@
+"""The training loop: length-grouped batches, AdamW with warmup, accumulation, label smoothing, early stopping."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from trainer.errors import TrainingCancelled
+from trainer.metrics import score
+from trainer.results import FitStats
+from trainer.settings import TrainerSettings
+from trainer.windows import Windows, collate, make_windows, predict_texts
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict[str, Any]], None]
+ShouldStop = Callable[[], bool]
+GROUP = 50  # batches whose windows are sorted by length together
+
+
+@dataclass(frozen=True)
+class FitData:
+    windows: Windows
+    targets: tuple[int, ...]  # one class index per window
+    validation_texts: tuple[str, ...]
+    validation_labels: tuple[str, ...]
+
+
+def prepare(
+    tokenizer: PreTrainedTokenizerBase,
+    settings: TrainerSettings,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    label_order: Sequence[str],
+    validation: tuple[Sequence[str], Sequence[str]],
+) -> FitData:
+    index = {label: i for i, label in enumerate(label_order)}
+    windows = make_windows(tokenizer, texts, settings.max_length, settings.stride)
+    targets = tuple(index[labels[owner]] for owner in windows.owner)
+    return FitData(windows, targets, tuple(validation[0]), tuple(validation[1]))
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar-length windows (little padding), in shuffled order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    span = batch_size * GROUP
+    for start in range(0, len(order), span):
+        group = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def make_optimizer(model: torch.nn.Module, settings: TrainerSettings) -> torch.optim.AdamW:
+    decay: list[torch.nn.Parameter] = []
+    plain: list[torch.nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_plain = parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        (plain if is_plain else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+
+
+def warmup_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    warmup = max(1, math.ceil(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def validate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: FitData, settings: TrainerSettings,
+             labels: Sequence[str]) -> float:  # fmt: skip
+    model.eval()
+    logits = predict_texts(
+        model, tokenizer, data.validation_texts, settings.max_length, settings.stride, settings.eval_batch_size
+    )
+    predicted = [labels[i] for i in logits.argmax(dim=1).tolist()]
+    model.train()
+    return score(data.validation_labels, predicted, labels).macro_f1
+
+
+def fit(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    data: FitData,
+    settings: TrainerSettings,
+    labels: Sequence[str],
+    report: Report,
+    should_stop: ShouldStop,
+) -> FitStats:
+    """Train in place; at the end the model holds the weights of the best validation epoch."""
+    rng = random.Random(settings.seed)
+    lengths = [len(window) for window in data.windows.input_ids]
+    batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / settings.grad_accumulation)
+    optimizer = make_optimizer(model, settings)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_linear(steps_per_epoch * settings.max_epochs, settings.warmup_ratio)
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+    best, best_epoch, best_state, since_best = -1.0, 0, _snapshot(model), 0
+    curve: list[float] = []
+    losses: list[float] = []
+    norms: list[float] = []
+    step, seen, busy = 0, 0, 0.0
+    model.train()
+    epoch = 0
+    for epoch in range(1, settings.max_epochs + 1):
+        batches = length_grouped_batches(lengths, settings.batch_size, rng)
+        for first in range(0, len(batches), settings.grad_accumulation):
+            group = batches[first : first + settings.grad_accumulation]
+            if should_stop():
+                raise TrainingCancelled(f"cancelled at epoch {epoch}, step {step}")
+            started = time.perf_counter()
+            windows_in_group = sum(len(batch) for batch in group)
+            total = 0.0
+            for batch in group:
+                inputs = collate([data.windows.input_ids[i] for i in batch], pad_id)
+                target = torch.tensor([data.targets[i] for i in batch])
+                loss = loss_fn(model(**inputs).logits, target) * (len(batch) / windows_in_group)
+                loss.backward()
+                total += float(loss.detach())
+            norm = float(torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm))
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            busy += time.perf_counter() - started
+            step += 1
+            seen += windows_in_group
+            losses.append(total)
+            norms.append(norm)
+            if step % settings.log_every_steps == 0:
+                report({"event": "progress", "epoch": epoch, "step": step, "loss": total, "grad_norm": norm,
+                        "lr": schedule.get_last_lr()[0], "samples_per_s": seen / busy})  # fmt: skip
+        current = validate(model, tokenizer, data, settings, labels)
+        curve.append(current)
+        report({"event": "validation", "epoch": epoch, "step": step, "macro_f1": current})
+        if current > best:
+            best, best_epoch, best_state, since_best = current, epoch, _snapshot(model), 0
+        else:
+            since_best += 1
+            if since_best >= settings.patience:
+                log.info("early stop after epoch %d: no better validation macro-F1 for %d epochs", epoch, since_best)
+                break
+    _restore(model, best_state)
+    return FitStats(
+        epochs=epoch,
+        best_epoch=best_epoch,
+        steps=step,
+        stopped_early=epoch < settings.max_epochs,
+        train_windows=len(lengths),
+        train_seconds=busy,
+        samples_per_s=seen / busy if busy else 0.0,
+        best_validation_macro_f1=best,
+        validation_curve=tuple(curve),
+        loss_curve=tuple(losses),
+        grad_norm_curve=tuple(norms),
+    )
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            parameters[name].copy_(value)
+    model.eval()

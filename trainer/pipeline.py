@@ -1,0 +1,86 @@
+"""One run in this process, top to bottom: setup → fit → save → evaluate → rename into place."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from trainer.errors import BadTrainingData, ModelLoadError, TrainerError
+from trainer.evaluate import evaluate, score_episodes
+from trainer.fit import Report, ShouldStop, fit, prepare
+from trainer.job import Job
+from trainer.model import load_tokenizer, read_labels, save_candidate_model, setup_model
+from trainer.predict import Classifier
+from trainer.results import Candidate, write_json
+
+log = logging.getLogger(__name__)
+
+
+def partial_dir_for(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.partial")
+
+
+def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
+    """Train, evaluate and write the candidate; nothing appears at `job.out_dir` unless all of it succeeded."""
+    settings, data, out_dir = job.settings, job.data, job.out_dir
+    if out_dir.exists():
+        raise TrainerError(f"{out_dir} already exists; give every run its own output directory")
+    if not data.holdout:
+        raise BadTrainingData("the run has no holdout rows, so the candidate cannot be evaluated")
+    torch.set_num_threads(settings.torch_threads)
+    partial = partial_dir_for(out_dir)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        report({"event": "phase", "phase": "setup"})
+        tokenizer = load_tokenizer(job.base)
+        model, labels = setup_model(settings, job.base, job.parent, data.labels)
+        _check_length(model, settings.max_length)
+        parent_scores = None
+        if job.parent is not None:
+            live = Classifier(model.eval(), tokenizer, labels, settings.max_length, settings.stride,
+                              settings.eval_batch_size)  # fmt: skip
+            parent_scores = score_episodes(live, data.holdout_by_episode(), allowed=len(read_labels(job.parent)))
+        validation = ([row.text for row in data.validation], [row.label for row in data.validation])
+        fit_data = prepare(
+            tokenizer, settings, [r.text for r in data.train], [r.label for r in data.train], labels, validation
+        )
+        report({"event": "phase", "phase": "fit", "train_windows": len(fit_data.targets), "labels": list(labels)})
+        stats = fit(model, tokenizer, fit_data, settings, labels, report, should_stop)
+        report({"event": "phase", "phase": "evaluate"})
+        save_candidate_model(model, tokenizer, labels, settings, partial)
+        int8_dir = partial / "int8" if settings.export_int8 else None
+        evaluation = evaluate(partial / "model", data, parent_scores, settings.latency_samples, int8_dir)
+        if evaluation.int8 is not None:
+            evaluation = dataclasses.replace(evaluation, int8=dataclasses.replace(evaluation.int8, path="int8"))
+        candidate = Candidate(
+            path=out_dir,
+            model_dir=out_dir / "model",
+            adapter_dir=out_dir / "adapter" if settings.method == "lora" else None,
+            labels=labels,
+            parent=job.parent,
+            report=evaluation,
+            fit=stats,
+        )
+        write_json(partial / "candidate.json", candidate)
+        os.rename(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    log.info(
+        "candidate %s: newest-episode macro-F1 %.4f", out_dir, evaluation.episodes[evaluation.newest_episode].macro_f1
+    )
+    return candidate
+
+
+def _check_length(model: torch.nn.Module, max_length: int) -> None:
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ModelLoadError(
+            f"trainer.max_length={max_length} is longer than the model's {positions} positions; lower it"
+        )

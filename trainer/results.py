@@ -1,0 +1,186 @@
+"""Plain values a run hands back to the daemon: scores, the evaluation report, the run record, the candidate."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Classification scores on one set of rows; `confusion[true][predicted]` follows `labels`."""
+
+    rows: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassScores]
+    labels: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class Int8Export:
+    path: str
+    fp32_bytes: int
+    int8_bytes: int
+    size_reduction_pct: float
+    fp32_accuracy: float
+    int8_accuracy: float
+    accuracy_loss_pts: float
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The candidate (and the parent, when there is one) on every episode's holdout.
+
+    `forgetting[e]` is the parent's macro-F1 minus the candidate's on earlier episode e (positive: forgotten);
+    `backward_transfer` is the mean of candidate minus parent over the earlier episodes.
+    """
+
+    newest_episode: int
+    episodes: dict[int, Scores]
+    parent_episodes: dict[int, Scores] | None
+    forgetting: dict[int, float]
+    backward_transfer: float | None
+    latency_ms_p50: float
+    latency_ms_p99: float
+    peak_memory_mb: float
+    int8: Int8Export | None = None
+
+    def episode_matrix(self) -> dict[str, dict[int, float]]:
+        """Macro-F1 per episode, one row per model ('parent', 'candidate')."""
+        matrix = {"candidate": {e: s.macro_f1 for e, s in self.episodes.items()}}
+        if self.parent_episodes is not None:
+            matrix["parent"] = {e: s.macro_f1 for e, s in self.parent_episodes.items()}
+        return matrix
+
+
+@dataclass(frozen=True)
+class FitStats:
+    epochs: int
+    best_epoch: int
+    steps: int
+    stopped_early: bool
+    train_windows: int
+    train_seconds: float
+    samples_per_s: float
+    best_validation_macro_f1: float
+    validation_curve: tuple[float, ...]
+    loss_curve: tuple[float, ...] = field(default=())
+    grad_norm_curve: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A finished run: `model_dir` is the merged model for `trainer.predict`, `adapter_dir` the LoRA adapter."""
+
+    path: Path
+    model_dir: Path
+    adapter_dir: Path | None
+    labels: tuple[str, ...]
+    parent: Path | None
+    report: EvaluationReport
+    fit: FitStats
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What `run.json` in the run directory says about a run."""
+
+    status: RunStatus
+    out_dir: str
+    started: float
+    ended: float | None = None
+    pid: int | None = None
+    reason: str | None = None
+    exit_code: int | None = None
+
+
+def to_json(value: Any) -> Any:
+    """A dataclass tree as JSON-able data (tuples become lists, paths strings, int keys strings)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return to_json(asdict(value))
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(to_json(value), indent=1, sort_keys=True))
+    os.replace(partial, path)
+
+
+def scores_from_json(data: dict[str, Any]) -> Scores:
+    return Scores(
+        rows=data["rows"],
+        accuracy=data["accuracy"],
+        macro_f1=data["macro_f1"],
+        per_class={label: ClassScores(**item) for label, item in data["per_class"].items()},
+        labels=tuple(data["labels"]),
+        confusion=tuple(tuple(row) for row in data["confusion"]),
+    )
+
+
+def report_from_json(data: dict[str, Any]) -> EvaluationReport:
+    parent = data["parent_episodes"]
+    return EvaluationReport(
+        newest_episode=data["newest_episode"],
+        episodes={int(e): scores_from_json(s) for e, s in data["episodes"].items()},
+        parent_episodes=None if parent is None else {int(e): scores_from_json(s) for e, s in parent.items()},
+        forgetting={int(e): value for e, value in data["forgetting"].items()},
+        backward_transfer=data["backward_transfer"],
+        latency_ms_p50=data["latency_ms_p50"],
+        latency_ms_p99=data["latency_ms_p99"],
+        peak_memory_mb=data["peak_memory_mb"],
+        int8=None if data["int8"] is None else Int8Export(**data["int8"]),
+    )
+
+
+def load_candidate(path: Path) -> Candidate:
+    """Read a finished candidate directory back (`candidate.json` is written last, before the rename)."""
+    data = json.loads((path / "candidate.json").read_text())
+    fit = data["fit"]
+    return Candidate(
+        path=path,
+        model_dir=path / "model",
+        adapter_dir=path / "adapter" if data["adapter_dir"] is not None else None,
+        labels=tuple(data["labels"]),
+        parent=None if data["parent"] is None else Path(data["parent"]),
+        report=report_from_json(data["report"]),
+        fit=FitStats(
+            epochs=fit["epochs"],
+            best_epoch=fit["best_epoch"],
+            steps=fit["steps"],
+            stopped_early=fit["stopped_early"],
+            train_windows=fit["train_windows"],
+            train_seconds=fit["train_seconds"],
+            samples_per_s=fit["samples_per_s"],
+            best_validation_macro_f1=fit["best_validation_macro_f1"],
+            validation_curve=tuple(fit["validation_curve"]),
+            loss_curve=tuple(fit["loss_curve"]),
+            grad_norm_curve=tuple(fit["grad_norm_curve"]),
+        ),
+    )
+
+
+def read_record(path: Path) -> RunRecord:
+    return RunRecord(**json.loads(path.read_text()))
