@@ -21,31 +21,15 @@ from registry.candidates import CandidateFiles, Lineage  # noqa: E402
 from registry.evaluation import Evaluation, HoldoutPredictions  # noqa: E402
 from registry.registry import Registry  # noqa: E402
 from registry.settings import RegistrySettings  # noqa: E402
+from tests.tiny_bert import save_tiny_bert  # noqa: E402
 
 LABELS = ("neg", "pos")
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(40))]
+WORDS = [f"w{i}" for i in range(40)]
 
 
 def build_tiny_model(folder: Path, seed: int) -> Path:
-    """A randomly initialised 2-layer BERT classifier with a fast tokenizer, laid out like a trainer candidate."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    folder.mkdir(parents=True)
-    BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)}).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    config.num_labels = len(LABELS)
-    config.id2label = dict(enumerate(LABELS))
-    config.label2id = {label: i for i, label in enumerate(LABELS)}
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(folder)
+    """A randomly initialised 2-layer BERT classifier with its tokenizer, laid out like a trainer candidate."""
+    save_tiny_bert(folder, WORDS, seed=seed, labels=LABELS, max_positions=64)
     (folder / "driftloop.json").write_text(json.dumps({"labels": list(LABELS), "max_length": 32, "stride": 8}))
     return folder
 

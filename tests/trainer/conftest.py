@@ -7,33 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
 
+from tests.tiny_bert import save_tiny_bert
 from trainer.data import Row, Split
 from trainer.settings import TrainerSettings
 
 WORDS_PER_CLASS = 12
 CLASSES = ("alpha", "beta", "gamma", "delta")
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(WORDS_PER_CLASS * len(CLASSES) + 10)]
+WORDS = [f"w{i}" for i in range(WORDS_PER_CLASS * len(CLASSES) + 10)]
 
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    # transformers 5 ignores `vocab_file=` here (the tokenizer silently maps every word to [UNK]): pass the dict.
-    BertTokenizer(vocab={token: i for i, token in enumerate(VOCAB)}).save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), WORDS)
 
 
 def settings_for(base: Path, **changes: object) -> TrainerSettings:
