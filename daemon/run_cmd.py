@@ -53,8 +53,11 @@ def _print_status(current: dict[str, Any]) -> None:
         f"ingest: {ingest['rows']} rows ({ingest['holdout_rows']} holdout, {ingest['labels']} labels), "
         f"{ingest['rejected']} rejected, topic {ingest['topic']}"
     )
+    lag = daemon["lag"] if daemon else {}
     for partition in ingest["partitions"]:
-        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}")
+        behind = lag.get(str(partition["partition"]), lag.get(partition["partition"]))
+        shown = "" if behind is None else f", lag {behind}"
+        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}{shown}")
     click.echo(f"drift: {drift['phase']}, {drift['rows_seen']} rows seen, {drift['events']} events")
     for reading in drift["readings"]:
         value = "n/a" if reading["value"] is None else f"{reading['value']:.4f}"

@@ -65,6 +65,8 @@ class Daemon:
             "uptime_s": round(time.time() - self.started, 1),
             "ingested_since_start": progress.stored,
             "rejected_since_start": progress.rejected,
+            "records_per_s": round(progress.records_per_s, 1),
+            "lag": progress.lag,
             "jobs": [
                 {"id": job.id, "next_run": None if job.next_run_time is None else job.next_run_time.isoformat()}
                 for job in self.scheduler.get_jobs()

@@ -42,6 +42,7 @@ class IngestProgress:
     started: float = field(default_factory=time.monotonic)
     first_polled: float | None = None  # when the first non-empty poll returned
     last_written: float | None = None  # when the newest batch was committed to DuckDB
+    lag: dict[int, int] = field(default_factory=dict)  # per partition: records in Kafka not yet stored
 
     def add(self, result: BatchResult) -> None:
         self.stored += result.stored
@@ -73,6 +74,7 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer: KafkaConsumer | None = None
         self._stale_error: OffsetOutOfRange | None = None
         self._unpositioned: set[TopicPartition] = set()
+        self._stored_offsets: dict[int, int] = {}  # next offset per partition as of the newest stored batch
 
     def run(self, once: bool = False) -> IngestProgress:
         try:
@@ -84,8 +86,12 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer.subscribe([self.kafka.topic], listener=self)
         log.info("ingesting %s as %s/%s", self.kafka.topic, self.kafka.group_id, self.kafka.group_instance_id)
         idle_since = time.monotonic()
+        lag_measured = 0.0
         try:
             while not self.stop.is_set():
+                if time.monotonic() - lag_measured >= self.ingest.lag_interval_s:
+                    self._measure_lag(consumer)
+                    lag_measured = time.monotonic()
                 if self._poll_once(consumer):
                     idle_since = time.monotonic()
                 elif once and consumer.assignment() and time.monotonic() - idle_since >= self.ingest.idle_exit_s:
@@ -95,6 +101,19 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             self._shutdown(consumer)
         return self.progress
+
+    def _measure_lag(self, consumer: KafkaConsumer) -> None:
+        """Records each assigned partition holds beyond what DuckDB stored (as the broker reports its end)."""
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        try:
+            ends: dict[TopicPartition, int] = consumer.end_offsets(list(assigned))
+        except KafkaError as exc:
+            log.debug("end offsets unavailable (%s); lag not updated", exc)
+            return
+        stored = self._stored_offsets
+        self.progress.lag = {tp.partition: max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items()}
 
     def _connect(self) -> KafkaConsumer:
         return feedback_consumer(self.kafka, self.ingest)
@@ -133,6 +152,7 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         result = pending.result()
         self.progress.add(result)
+        self._stored_offsets.update({partition: offset for (_, partition), offset in result.next_offsets.items()})
         log.debug("stored %d, rejected %d", result.stored, result.rejected)
         self._commit_to_kafka(result)
 
@@ -162,6 +182,7 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         assigned = self._unpositioned & consumer.assignment()
         self._unpositioned = set()
         stored = self.store.stored_offsets(self.kafka.topic)
+        self._stored_offsets.update(stored)
         resume = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
         stale = stale_offsets(self.kafka, consumer, resume)
         for tp in sorted(assigned):

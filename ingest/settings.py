@@ -93,4 +93,7 @@ class IngestSettings(BaseModel):
         0.5, gt=0.0, description="First wait before retrying an unreachable broker; doubles on every failure."
     )
     retry_max_s: float = Field(30.0, gt=0.0, description="Longest wait between retries of an unreachable broker.")
+    lag_interval_s: float = Field(
+        10.0, gt=0.0, description="How often the consumer asks Kafka for partition ends to report its lag."
+    )
     idle_exit_s: float = Field(3.0, gt=0.0, description="`ingest --once`: exit after this long with no new records.")
