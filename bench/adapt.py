@@ -17,8 +17,9 @@ Strategies, each continuing stage by stage from its own previous model (stage 0,
 - new_window: LoRA on the new episode only (no replay);
 - driftloop: the default: LoRA on the new episode plus a class-balanced replay sample of the earlier ones;
 - oracle: a full fine-tune of the base on every episode's training rows so far (run at the last stage only).
-Throughput baseline: a plain transformers Trainer + peft LoRA loop (same settings) for one epoch over the
-driftloop strategy's last-stage training rows, measured in the same run.
+Throughput: one epoch of a plain transformers Trainer + peft LoRA loop (same settings) over (up to 1200 of) the
+driftloop strategy's last-stage training rows, timed between two epochs of driftloop's own loop over the same
+rows (their mean is compared), so a change in the machine's load hits both sides alike.
 
 Runs go through `trainer.pipeline.run_job` in this process (the daemon adds a child process around it).
 """
@@ -57,6 +58,7 @@ from trainer.predict import load_classifier  # noqa: E402
 from trainer.results import Candidate  # noqa: E402
 from trainer.settings import TrainerSettings  # noqa: E402
 
+THROUGHPUT_ROWS = 1200  # rows of the last driftloop run timed, paired: driftloop, plain loop, driftloop again
 _TRAIN_ROWS: dict[Path, tuple[Row, ...]] = {}  # the training rows of each run, by output directory
 HEALTH_EPISODES = (("2013Q2",), ("2013Q3", "2013Q4"), ("2014Q1", "2014Q2", "2014Q3"), ("2015Q2",))
 
@@ -144,7 +146,10 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
         by_episode[row.episode] = (*by_episode.get(row.episode, ()), row)
     no_update = {e: s.macro_f1 for e, s in score_episodes(baseline, by_episode).items()}
     final = fits["driftloop"][-1]
-    plain = plain_loop_samples_per_s(settings, final, work / f"{name}-plain")
+    rows = _TRAIN_ROWS[final.path][:THROUGHPUT_ROWS]
+    ours_before = our_loop_samples_per_s(settings, rows)
+    plain = plain_loop_samples_per_s(settings, rows, work / f"{name}-plain")
+    ours = (ours_before + our_loop_samples_per_s(settings, rows)) / 2
     forgetting = {strategy: matrix_forgetting(matrix) for strategy, matrix in matrices.items()}
     summary = {
         "episode_matrix": {
@@ -156,24 +161,42 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
         "train_seconds": {s: round(sum(c.fit.train_seconds for c in cs[1:]), 1) for s, cs in fits.items()}
         | {"stage0": round(first.fit.train_seconds, 1), "oracle": round(oracle.fit.train_seconds, 1)},
         "samples_per_s": {s: round(cs[-1].fit.samples_per_s, 1) for s, cs in fits.items()}
-        | {"oracle": round(oracle.fit.samples_per_s, 1), "plain_trainer_peft": round(plain, 1)},
+        | {
+            "oracle": round(oracle.fit.samples_per_s, 1),
+            "plain_trainer_peft": round(plain, 1),
+            "driftloop_paired": round(ours, 1),
+        },
         "gap_to_oracle_pts": round(100 * (row_of(oracle)[last] - row_of(final)[last]), 2),
         "forgetting_pts": round(100 * max(forgetting["driftloop"].values()), 2),
         "naive_forgetting_pts": round(100 * max(forgetting["new_window"].values()), 2),
-        "throughput_ratio": round(final.fit.samples_per_s / plain, 3),
+        "throughput_ratio": round(ours / plain, 3),
         "int8": final.report.int8,
     }
     return summary
 
 
-def plain_loop_samples_per_s(settings: TrainerSettings, final: Candidate, out: Path) -> float:
-    """One epoch of a plain transformers Trainer + peft LoRA over the same training rows; its samples/s."""
+def our_loop_samples_per_s(settings: TrainerSettings, rows: Sequence[Row]) -> float:
+    """One epoch of driftloop's own loop (fresh adapter) over `rows`; its samples/s (validation not counted)."""
+    from trainer.fit import fit, prepare
+    from trainer.model import load_tokenizer, setup_model
+
+    one = settings.model_copy(update={"max_epochs": 1})
+    labels = sorted({row.label for row in rows})
+    tokenizer = load_tokenizer(settings.base_model_path())
+    model, order = setup_model(one, settings.base_model_path(), None, labels)
+    validation = ([row.text for row in rows[:8]], [row.label for row in rows[:8]])
+    data = prepare(tokenizer, one, [r.text for r in rows], [r.label for r in rows], order, validation)
+    return fit(model, tokenizer, data, one, order, lambda event: None, lambda: False).samples_per_s
+
+
+def plain_loop_samples_per_s(settings: TrainerSettings, rows: Sequence[Row], out: Path) -> float:
+    """One epoch of a plain transformers Trainer + peft LoRA over `rows`; its samples/s."""
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     from trainer.model import load_classifier_model, load_tokenizer
 
-    labels, rows = final.labels, _TRAIN_ROWS[final.path]
+    labels = tuple(sorted({row.label for row in rows}))
     texts, targets = [row.text for row in rows], [row.label for row in rows]
     tokenizer = load_tokenizer(settings.base_model_path())
     encoded = tokenizer(texts, truncation=True, max_length=settings.max_length)
