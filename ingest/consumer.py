@@ -39,7 +39,6 @@ class IngestProgress:
     stored: int = 0
     rejected: int = 0
     batches: int = 0
-    started: float = field(default_factory=time.monotonic)
     first_polled: float | None = None  # when the first non-empty poll returned
     last_written: float | None = None  # when the newest batch was committed to DuckDB
     lag: dict[int, int] = field(default_factory=dict)  # per partition: records in Kafka not yet stored
