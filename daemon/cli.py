@@ -80,9 +80,20 @@ def cli(
 
 
 def register_commands() -> None:
-    from daemon import broker_cmd, config_cmd, demo_cmd, drift_cmd, feedback_cmd, ingest_cmd, registry_cmd, run_cmd
+    from daemon import (
+        bootstrap_cmd,
+        broker_cmd,
+        config_cmd,
+        demo_cmd,
+        drift_cmd,
+        feedback_cmd,
+        ingest_cmd,
+        registry_cmd,
+        run_cmd,
+    )
 
-    for module in (run_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, broker_cmd, demo_cmd):
+    for module in (run_cmd, bootstrap_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, broker_cmd,
+                   demo_cmd):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -7,45 +7,17 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import click
 
 from daemon.cli import CliState, pass_state
-from daemon.settings import Settings
-
-if TYPE_CHECKING:
-    from registry.records import ModelRecord, Promotion
-    from registry.registry import Registry
+from daemon.operations import bentoml_home, call
 
 STAGES = ("pending", "gate_failed", "production", "retired", "rejected")
 actor_option = click.option("--actor", default=getpass.getuser, show_default="the OS user", help="Who acts.")
-
-
-def bentoml_home(settings: Settings) -> Path:
-    return settings.registry.bentoml_home or settings.home / "bentoml"
-
-
-@contextmanager
-def open_registry(settings: Settings) -> Iterator[Registry]:
-    """The registry over the store file, opened by this process (no daemon may hold it)."""
-    import duckdb
-
-    from registry.errors import StoreBusy
-    from registry.registry import Registry
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(settings.store_path))
-    except duckdb.IOException as exc:
-        raise StoreBusy(f"{settings.store_path} is in use by another process (the daemon?): {exc}") from None
-    try:
-        yield Registry(con, settings.registry, bentoml_home(settings))
-    finally:
-        con.close()
 
 
 @click.command("models")
@@ -53,13 +25,13 @@ def open_registry(settings: Settings) -> Iterator[Registry]:
 @pass_state
 def models(state: CliState, stage: str | None) -> None:
     """Registered models, oldest first, with their stage and newest-episode score."""
-    with open_registry(state.settings) as registry:
-        found = registry.models(stage)
+    found = call(state.settings, "models", stage=stage)
     if not found:
         click.echo("no models" + (f" in stage {stage}" if stage else ""))
     for model in found:
-        click.echo(f"{model.version:<8} {model.stage:<12} gate {'passed' if model.gate_passed else 'FAILED':<7} "
-                   f"{_newest(model):<34} {model.created_at:%Y-%m-%d %H:%M}  {model.tag}")  # fmt: skip
+        passed = "passed" if model["gate_passed"] else "FAILED"
+        click.echo(f"{model['version']:<8} {model['stage']:<12} gate {passed:<7} {_newest(model):<34} "
+                   f"{_time(model['created_at']):%Y-%m-%d %H:%M}  {model['tag']}")  # fmt: skip
 
 
 @click.command("show")
@@ -67,22 +39,21 @@ def models(state: CliState, stage: str | None) -> None:
 @pass_state
 def show(state: CliState, version: str) -> None:
     """One model: its stage, scores per episode, the gate's reasons and its promotions."""
-    with open_registry(state.settings) as registry:
-        model = registry.show(version)
-        promotions = registry.promotions(version)
-    click.echo(f"{model.version}  {model.tag}  stage {model.stage}  parent {model.parent or '-'}")
-    click.echo(f"created {model.created_at:%Y-%m-%d %H:%M:%S %Z}  evidence {model.evidence_hash[:16]}")
-    metrics = model.metrics
+    found = call(state.settings, "show", version=version)
+    model = found["model"]
+    click.echo(f"{model['version']}  {model['tag']}  stage {model['stage']}  parent {model['parent'] or '-'}")
+    click.echo(f"created {_time(model['created_at']):%Y-%m-%d %H:%M:%S %Z}  evidence {model['evidence_hash'][:16]}")
+    metrics = model["metrics"]
     click.echo(f"{metrics['metric']} per episode (newest {metrics['newest_episode']}):")
     for episode, value in metrics["candidate"].items():
         before = (metrics["production"] or {}).get(episode)
         versus = f"  production {before:.4f}" if before is not None else ""
         click.echo(f"  episode {episode:>3}: candidate {value:.4f}{versus}")
     click.echo(f"latency p99 {metrics['latency_ms_p99']:.1f} ms, peak memory {metrics['peak_memory_mb']:.0f} MiB")
-    click.echo(f"gate {'PASSED' if model.gate_passed else 'FAILED'}:")
-    for check in model.checks:
+    click.echo(f"gate {'PASSED' if model['gate_passed'] else 'FAILED'}:")
+    for check in model["checks"]:
         click.echo(f"  [{'ok' if check['passed'] else 'no'}] {check['reason']}")
-    for promotion in promotions:
+    for promotion in found["promotions"]:
         click.echo(f"  {_promotion_line(promotion)}")
 
 
@@ -94,9 +65,8 @@ def show(state: CliState, version: str) -> None:
 @pass_state
 def approve(state: CliState, version: str, reason: str | None, force: bool, actor: str) -> None:
     """Promote VERSION to production: published as a new version of driftloop-<task>-production."""
-    with open_registry(state.settings) as registry:
-        promotion = registry.approve(version, actor, reason, force)
-    click.echo(f"approved {version}: now serving as {promotion.production_tag}" + (" (forced)" if force else ""))
+    promotion = call(state.settings, "approve", version=version, actor=actor, reason=reason, force=force)
+    click.echo(f"approved {version}: now serving as {promotion['production_tag']}" + (" (forced)" if force else ""))
 
 
 @click.command("reject")
@@ -106,8 +76,7 @@ def approve(state: CliState, version: str, reason: str | None, force: bool, acto
 @pass_state
 def reject(state: CliState, version: str, reason: str, actor: str) -> None:
     """Reject a pending (or gate-failed) model; it can never be approved afterwards."""
-    with open_registry(state.settings) as registry:
-        registry.reject(version, actor, reason)
+    call(state.settings, "reject", version=version, actor=actor, reason=reason)
     click.echo(f"rejected {version}")
 
 
@@ -118,9 +87,9 @@ def reject(state: CliState, version: str, reason: str, actor: str) -> None:
 @pass_state
 def rollback(state: CliState, to: str | None, reason: str | None, actor: str) -> None:
     """Serve an earlier production model again (published as a new production version; history is kept)."""
-    with open_registry(state.settings) as registry:
-        promotion = registry.rollback(actor, to, reason)
-    click.echo(f"rolled back {promotion.from_version} -> {promotion.to_version}: serving {promotion.production_tag}")
+    promotion = call(state.settings, "rollback", actor=actor, to=to, reason=reason)
+    click.echo(f"rolled back {promotion['from_version']} -> {promotion['to_version']}: "
+               f"serving {promotion['production_tag']}")  # fmt: skip
 
 
 @click.command("lineage")
@@ -129,20 +98,18 @@ def rollback(state: CliState, to: str | None, reason: str | None, actor: str) ->
 @pass_state
 def lineage(state: CliState, version: str, as_json: bool) -> None:
     """Where VERSION comes from: Kafka offsets, data snapshot, drift event, run, report, approvals, BentoML tags."""
-    with open_registry(state.settings) as registry:
-        found = registry.lineage(version)
+    found = call(state.settings, "lineage", version=version)
     if as_json:
-        click.echo(json.dumps({**found.__dict__, "promotions": [p.__dict__ for p in found.promotions]}, default=str))
+        click.echo(json.dumps(found))
         return
-    click.echo(f"{version}  ({found.bentoml_tag})")
-    for item in found.kafka_ranges:
+    click.echo(f"{version}  ({found['bentoml_tag']})")
+    for item in found["kafka_ranges"]:
         click.echo(f"  kafka     {item['topic']}[{item['partition']}] offsets {item['first_offset']}.."
                    f"{item['last_offset']} ({item['rows']} rows)")  # fmt: skip
-    click.echo(f"  snapshot  {json.dumps(found.snapshot, sort_keys=True)}")
-    click.echo(f"  drift     {json.dumps(found.drift_event, sort_keys=True) if found.drift_event else '-'}")
-    click.echo(f"  run       {json.dumps(found.training_run, sort_keys=True)}")
-    click.echo(f"  report    {json.dumps(found.report, sort_keys=True)}")
-    for promotion in found.promotions:
+    for part in ("snapshot", "drift_event", "training_run", "report"):
+        value = found[part]
+        click.echo(f"  {part.split('_')[-1]:<9} {json.dumps(value, sort_keys=True) if value else '-'}")
+    for promotion in found["promotions"]:
         click.echo(f"  {_promotion_line(promotion)}")
 
 
@@ -199,8 +166,8 @@ def kafka_feedback_sink(config: dict[str, Any]) -> Callable[[dict[str, Any]], No
     return send
 
 
-def _newest(model: ModelRecord) -> str:
-    metrics = model.metrics
+def _newest(model: dict[str, Any]) -> str:
+    metrics = model["metrics"]
     newest = str(metrics["newest_episode"])
     value = metrics["candidate"].get(newest)
     before = (metrics["production"] or {}).get(newest)
@@ -208,12 +175,17 @@ def _newest(model: ModelRecord) -> str:
     return f"{metrics['metric']} {value:.3f}{versus}" if value is not None else "-"
 
 
-def _promotion_line(promotion: Promotion) -> str:
-    forced = " FORCED" if promotion.forced else ""
-    change = f"{promotion.from_version or '-'} -> {promotion.to_version or '-'}"
-    evidence = promotion.evidence_hash[:12]
-    return (f"#{promotion.id} {promotion.at:%Y-%m-%d %H:%M:%S} {promotion.action}{forced} {promotion.version} "
-            f"by {promotion.actor} ({change}): {promotion.reason or '-'} [evidence {evidence}]")  # fmt: skip
+def _promotion_line(promotion: dict[str, Any]) -> str:
+    forced = " FORCED" if promotion["forced"] else ""
+    change = f"{promotion['from_version'] or '-'} -> {promotion['to_version'] or '-'}"
+    evidence = promotion["evidence_hash"][:12]
+    return (f"#{promotion['id']} {_time(promotion['at']):%Y-%m-%d %H:%M:%S} {promotion['action']}{forced} "
+            f"{promotion['version']} by {promotion['actor']} ({change}): {promotion['reason'] or '-'} "
+            f"[evidence {evidence}]")  # fmt: skip
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 COMMANDS = [models, show, approve, reject, rollback, lineage, serve]

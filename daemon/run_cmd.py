@@ -13,7 +13,6 @@ from daemon.errors import DriftloopError
 from daemon.runtime import Daemon
 from daemon.signals import stop_on_signals
 from daemon.status import collect_status
-from drift.store import ensure_schema
 from ingest.store import FeedbackStore
 
 
@@ -34,7 +33,6 @@ def status(state: CliState, as_json: bool) -> None:
     answer = ask(settings.home / SOCKET_NAME, "status")
     if answer is None:
         with FeedbackStore(settings.store_path, settings.ingest) as store:
-            ensure_schema(store.con)
             current = collect_status(store.con, settings)
     elif not answer["ok"]:
         raise DriftloopError(f"the daemon could not answer: {answer['error']}")
@@ -64,6 +62,24 @@ def _print_status(current: dict[str, Any]) -> None:
         click.echo(f"  {reading['name']:<11} {value:>8}  threshold {reading['threshold']}")
     if drift["last_event"]:
         click.echo(f"  last event: {drift['last_event']}")
+    _print_models(current["models"], current["training"])
+
+
+def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
+    pending = ", ".join(models["pending"]) or "none"
+    click.echo(f"models: production {models['production'] or 'none (run `driftloop bootstrap`)'}, "
+               f"waiting for approval: {pending}")  # fmt: skip
+    active, last = training.get("active"), training["last_run"]
+    if active:
+        progress = active["progress"]
+        shown = ", ".join(f"{key} {value}" for key, value in progress.items() if key != "event") or "starting"
+        click.echo(f"training: run {active['run']} running (pid {active['pid']}): {shown}")
+    elif last:
+        reason = f": {last['reason']}" if last["reason"] else ""
+        click.echo(f"training: last run {last['id']} ({last['trigger']}, episode {last['episode']}) "
+                   f"{last['status']}{reason}")  # fmt: skip
+    else:
+        click.echo("training: no run yet")
 
 
 COMMANDS = [run, status]

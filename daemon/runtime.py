@@ -1,4 +1,5 @@
-"""`driftloop run`: ingest in the main thread, periodic jobs on APScheduler, the admin API, ordered shutdown."""
+"""`driftloop run`: ingest in the main thread, the periodic jobs on APScheduler, the admin API, metrics, and an
+ordered shutdown. Every job decides from the store, so a restart or a missed run is harmless."""
 
 from __future__ import annotations
 
@@ -6,17 +7,27 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.admin import SOCKET_NAME, AdminServer
 from daemon.jobs import check_drift
+from daemon.metrics import serve_metrics
+from daemon.operations import bentoml_home, perform
 from daemon.settings import Settings
-from daemon.status import collect_status
-from drift.store import ensure_schema
+from daemon.status import collect_status, ensure_schemas
+from daemon.submission import submit_finished
+from daemon.training import TrainingSupervisor, recover
 from ingest.consumer import FeedbackIngestor
 from ingest.store import FeedbackStore
+
+if TYPE_CHECKING:
+    from registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +40,23 @@ class Daemon:
         self.stop = stop
         self.started = time.time()
         self.store = FeedbackStore(settings.store_path, settings.ingest)
-        ensure_schema(self.store.con)
+        ensure_schemas(self.store.con)
+        recover(self.store.con)
         self.ingestor = FeedbackIngestor(settings.kafka, settings.ingest, self.store, stop)
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
-        self.admin = AdminServer(settings.home / SOCKET_NAME, {"status": self.status})
+        self.training = TrainingSupervisor(settings, self.store.con.cursor, self._production_parent)
+        self.registry_lock = threading.Lock()  # one registry writer at a time: the gate job or an operator
+        self.admin = AdminServer(settings.home / SOCKET_NAME, {"status": self.status, "registry": self.operate})
+        self._stop_metrics: Callable[[], None] | None = None
 
     def run(self) -> None:
-        self.scheduler.add_job(
-            self.drift_job, "interval", seconds=self.settings.daemon.drift_check_interval_s, id="drift-check"
-        )
+        daemon = self.settings.daemon
+        self.scheduler.add_job(self.drift_job, "interval", seconds=daemon.drift_check_interval_s, id="drift-check")
+        self.scheduler.add_job(self.training.check, "interval", seconds=daemon.training_check_interval_s, id="training")
+        self.scheduler.add_job(self.gate_job, "interval", seconds=daemon.training_check_interval_s, id="gate")
+        self.scheduler.add_job(self.housekeeping_job, "interval", minutes=10, id="housekeeping")
+        if daemon.metrics_port:
+            self._stop_metrics = serve_metrics(daemon.metrics_host, daemon.metrics_port, lambda: self.status({}))
         self.scheduler.start()
         self.admin.start()
         log.info("daemon running (pid %d, home %s)", os.getpid(), self.settings.home)
@@ -47,19 +66,27 @@ class Daemon:
             self.shutdown()
 
     def drift_job(self) -> None:
-        con = self.store.con.cursor()
-        try:
+        with self._cursor() as con:
             check_drift(con, self.settings.drift)
-        finally:
-            con.close()
+
+    def gate_job(self) -> None:
+        with self._registry() as registry:
+            submit_finished(registry.con, registry)
+
+    def housekeeping_job(self) -> None:
+        """Fold the write-ahead log into the file, so a restart replays little."""
+        with self._cursor() as con:
+            con.execute("CHECKPOINT")
+
+    def operate(self, request: dict[str, Any]) -> Any:
+        with self._registry() as registry:
+            return perform(registry, self.settings.drift, request["operation"], request.get("arguments", {}))
 
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
-        con = self.store.con.cursor()
-        try:
+        with self._cursor() as con:
             status = collect_status(con, self.settings)
-        finally:
-            con.close()
         progress = self.ingestor.progress
+        status["training"]["active"] = self.training.status()
         status["daemon"] = {
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
@@ -77,8 +104,36 @@ class Daemon:
     def shutdown(self) -> None:
         log.info("shutdown: ingest stopped; waiting for scheduled jobs to finish")
         self.scheduler.shutdown(wait=True)
+        self.training.stop()
         log.info("shutdown: closing the admin API")
         self.admin.stop()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
         log.info("shutdown: closing the store")
         self.store.close()
         log.info("shutdown complete")
+
+    def _production_parent(self) -> tuple[str, Path] | None:
+        """The production version and the directory the next run continues from (its adapter, else its model)."""
+        with self._registry() as registry:
+            production = registry.production()
+            if production is None:
+                return None
+            stored = registry.store.get(production.tag).path
+        adapter = stored / "adapter"
+        return production.version, adapter if adapter.is_dir() else stored / "model"
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self.store.con.cursor()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _registry(self) -> Iterator[Registry]:
+        from registry.registry import Registry
+
+        with self.registry_lock, self._cursor() as con:
+            yield Registry(con, self.settings.registry, bentoml_home(self.settings))

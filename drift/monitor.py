@@ -113,6 +113,12 @@ class DriftMonitor:
         """Start over (e.g. after a new model went to production): optional cooldown, then a fresh warm-up."""
         self._enter("cooldown" if cooldown and self.settings.cooldown_rows else "warmup")
 
+    def start_after(self, row_id: int) -> None:
+        """Skip every row up to `row_id` and warm up on the rows after it (e.g. the first model's training set is
+        stored, but the reference must be the live traffic the model serves)."""
+        self.state.last_row_id = row_id
+        self._enter("warmup")
+
     def status(self) -> DriftStatus:
         state = self.state
         reference = state.reference

@@ -10,11 +10,13 @@ from typing import Any
 
 @dataclass(frozen=True)
 class CandidateFiles:
-    """`model_dir` is the merged model `trainer.predict` loads; `int8_dir` its optional INT8 export; `evidence`
-    files (the evaluation report, `candidate.json`, ...) are kept with the model in the store."""
+    """`model_dir` is the merged model `trainer.predict` loads; `int8_dir` its optional INT8 export; `adapter_dir`
+    the LoRA adapter the next run continues from; `evidence` files (the evaluation report, `candidate.json`, ...)
+    are kept with the model in the store."""
 
     model_dir: Path
     int8_dir: Path | None = None
+    adapter_dir: Path | None = None
     evidence: Sequence[Path] = ()
 
 

@@ -107,6 +107,8 @@ class Registry:
             parts = {"model": files.model_dir, "evidence": evidence}
             if files.int8_dir is not None:
                 parts["int8"] = files.int8_dir
+            if files.adapter_dir is not None:
+                parts["adapter"] = files.adapter_dir
             labels = {"task": self.task, "stage": "candidate", "gate": "passed" if gate.passed else "failed"}
             metadata = {"parent": parent or "", "metrics_json": _json(metrics)}  # BentoML metadata takes no None
             stored = self.store.publish(name, version, parts, labels, metadata)

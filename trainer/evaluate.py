@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,17 @@ from trainer.data import Row, TrainingData
 from trainer.metrics import backward_transfer, forgetting, score
 from trainer.predict import Classifier, load_classifier, logits
 from trainer.quantize import export_int8, weights_bytes
-from trainer.results import EvaluationReport, Int8Export, Scores
+from trainer.results import EpisodePredictions, EvaluationReport, Int8Export, Scores
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One model on one episode's holdout: the predicted label of every row, in the holdout's order, and the scores."""
+
+    predicted: tuple[str, ...]
+    scores: Scores
 
 
 def predicted_labels(classifier: Classifier, texts: Sequence[str], allowed: int | None = None) -> list[str]:
@@ -27,34 +36,43 @@ def predicted_labels(classifier: Classifier, texts: Sequence[str], allowed: int 
     return [classifier.labels[i] for i in scores.argmax(dim=1).tolist()]
 
 
-def score_episodes(classifier: Classifier, holdout: dict[int, tuple[Row, ...]], allowed: int | None = None
-                   ) -> dict[int, Scores]:  # fmt: skip
+def predict_episodes(classifier: Classifier, holdout: Mapping[int, Sequence[Row]], allowed: int | None = None
+                     ) -> dict[int, Scored]:  # fmt: skip
+    """Every episode's holdout predicted once, and scored; `allowed` as in `predicted_labels`."""
     results = {}
     for episode, rows in holdout.items():
-        predicted = predicted_labels(classifier, [row.text for row in rows], allowed)
-        results[episode] = score([row.label for row in rows], predicted, classifier.labels)
+        predicted = tuple(predicted_labels(classifier, [row.text for row in rows], allowed))
+        results[episode] = Scored(predicted, score([row.label for row in rows], predicted, classifier.labels))
     return results
+
+
+def score_episodes(classifier: Classifier, holdout: Mapping[int, Sequence[Row]], allowed: int | None = None
+                   ) -> dict[int, Scores]:  # fmt: skip
+    return {episode: scored.scores for episode, scored in predict_episodes(classifier, holdout, allowed).items()}
 
 
 def evaluate(
     model_dir: Path,
     data: TrainingData,
-    parent_scores: dict[int, Scores] | None,
+    parent: Mapping[int, Scored] | None,
     latency_samples: int,
     int8_dir: Path | None,
-) -> EvaluationReport:
-    """The report of a saved candidate model; `parent_scores` were measured on the same holdouts before training."""
+) -> tuple[EvaluationReport, dict[int, EpisodePredictions]]:
+    """The report of a saved candidate model and both models' predictions on every episode's holdout, row by row;
+    `parent` was predicted on the same holdouts (`data.holdout_by_episode()`) before training."""
     holdout = data.holdout_by_episode()
     newest = max(holdout)
     reset_peak_memory()
     classifier = load_classifier(model_dir)
-    episodes = score_episodes(classifier, holdout)
+    scored = predict_episodes(classifier, holdout)
     p50, p99 = single_text_latency(classifier, [row.text for row in holdout[newest]], latency_samples)
     peak = peak_memory_mb()
+    episodes = {e: s.scores for e, s in scored.items()}
+    parent_scores = None if parent is None else {e: s.scores for e, s in parent.items()}
     before = {e: s.macro_f1 for e, s in (parent_scores or {}).items()}
     after = {e: s.macro_f1 for e, s in episodes.items()}
     int8 = None if int8_dir is None else int8_report(classifier, model_dir, int8_dir, data.holdout)
-    return EvaluationReport(
+    report = EvaluationReport(
         newest_episode=newest,
         episodes=episodes,
         parent_episodes=parent_scores,
@@ -65,6 +83,21 @@ def evaluate(
         peak_memory_mb=peak,
         int8=int8,
     )
+    return report, paired_predictions(holdout, scored, parent)
+
+
+def paired_predictions(holdout: Mapping[int, Sequence[Row]], candidate: Mapping[int, Scored],
+                       parent: Mapping[int, Scored] | None) -> dict[int, EpisodePredictions]:  # fmt: skip
+    """Each holdout row's id and label beside the candidate's prediction and the parent's, in the holdout's order."""
+    return {
+        episode: EpisodePredictions(
+            ids=tuple(row.id for row in rows),
+            labels=tuple(row.label for row in rows),
+            candidate=candidate[episode].predicted,
+            parent=None if parent is None else parent[episode].predicted,
+        )
+        for episode, rows in sorted(holdout.items())
+    }
 
 
 def single_text_latency(classifier: Classifier, texts: Sequence[str], samples: int) -> tuple[float, float]:

@@ -11,12 +11,12 @@ from pathlib import Path
 import torch
 
 from trainer.errors import BadTrainingData, ModelLoadError, TrainerError
-from trainer.evaluate import evaluate, score_episodes
+from trainer.evaluate import evaluate, predict_episodes
 from trainer.fit import Report, ShouldStop, fit, prepare
 from trainer.job import Job
 from trainer.model import load_tokenizer, read_labels, save_candidate_model, setup_model
 from trainer.predict import Classifier
-from trainer.results import Candidate, write_json
+from trainer.results import Candidate, write_candidate
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,11 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
         tokenizer = load_tokenizer(job.base)
         model, labels = setup_model(settings, job.base, job.parent, data.labels)
         _check_length(model, settings.max_length)
-        parent_scores = None
+        parent = None
         if job.parent is not None:
             live = Classifier(model.eval(), tokenizer, labels, settings.max_length, settings.stride,
                               settings.eval_batch_size)  # fmt: skip
-            parent_scores = score_episodes(live, data.holdout_by_episode(), allowed=len(read_labels(job.parent)))
+            parent = predict_episodes(live, data.holdout_by_episode(), allowed=len(read_labels(job.parent)))
         validation = ([row.text for row in data.validation], [row.label for row in data.validation])
         fit_data = prepare(
             tokenizer, settings, [r.text for r in data.train], [r.label for r in data.train], labels, validation
@@ -55,7 +55,7 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
         report({"event": "phase", "phase": "evaluate"})
         save_candidate_model(model, tokenizer, labels, settings, partial)
         int8_dir = partial / "int8" if settings.export_int8 else None
-        evaluation = evaluate(partial / "model", data, parent_scores, settings.latency_samples, int8_dir)
+        evaluation, predictions = evaluate(partial / "model", data, parent, settings.latency_samples, int8_dir)
         if evaluation.int8 is not None:
             evaluation = dataclasses.replace(evaluation, int8=dataclasses.replace(evaluation.int8, path="int8"))
         candidate = Candidate(
@@ -66,8 +66,9 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
             parent=job.parent,
             report=evaluation,
             fit=stats,
+            predictions=predictions,
         )
-        write_json(partial / "candidate.json", candidate)
+        write_candidate(partial, candidate)
         os.rename(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

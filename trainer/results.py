@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
+CANDIDATE_FILE = "candidate.json"
+PREDICTIONS_FILE = "holdout_predictions.json"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,22 @@ class EvaluationReport:
 
 
 @dataclass(frozen=True)
+class EpisodePredictions:
+    """One episode's holdout, row i of every field being the same row: its id, its correct label, the candidate's
+    predicted label and the parent's (None without a parent), so the two models' predictions pair up row by row.
+    """
+
+    ids: tuple[str, ...]
+    labels: tuple[str, ...]
+    candidate: tuple[str, ...]
+    parent: tuple[str, ...] | None
+
+    def __post_init__(self) -> None:
+        parent = self.ids if self.parent is None else self.parent
+        assert len(self.ids) == len(self.labels) == len(self.candidate) == len(parent), "one prediction per row"
+
+
+@dataclass(frozen=True)
 class FitStats:
     epochs: int
     best_epoch: int
@@ -85,7 +104,8 @@ class FitStats:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A finished run: `model_dir` is the merged model for `trainer.predict`, `adapter_dir` the LoRA adapter."""
+    """A finished run: `model_dir` is the merged model for `trainer.predict`, `adapter_dir` the LoRA adapter,
+    `predictions` every episode's holdout predictions (kept in their own file, `holdout_predictions.json`)."""
 
     path: Path
     model_dir: Path
@@ -94,6 +114,7 @@ class Candidate:
     parent: Path | None
     report: EvaluationReport
     fit: FitStats
+    predictions: dict[int, EpisodePredictions] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,9 +176,34 @@ def report_from_json(data: dict[str, Any]) -> EvaluationReport:
     )
 
 
+def write_candidate(directory: Path, candidate: Candidate) -> None:
+    """`holdout_predictions.json`, then `candidate.json` (everything but the predictions) into `directory`."""
+    write_json(directory / PREDICTIONS_FILE, predictions_to_json(candidate.predictions))
+    summary = to_json(candidate)
+    del summary["predictions"]
+    write_json(directory / CANDIDATE_FILE, summary)
+
+
+def predictions_to_json(predictions: Mapping[int, EpisodePredictions]) -> dict[str, Any]:
+    """`{"episodes": [{"episode", "ids", "labels", "candidate", "parent"}, ...]}`, sorted by episode."""
+    return {"episodes": [{"episode": e, **to_json(p)} for e, p in sorted(predictions.items())]}
+
+
+def predictions_from_json(data: Mapping[str, Any]) -> dict[int, EpisodePredictions]:
+    return {
+        int(item["episode"]): EpisodePredictions(
+            ids=tuple(item["ids"]),
+            labels=tuple(item["labels"]),
+            candidate=tuple(item["candidate"]),
+            parent=None if item.get("parent") is None else tuple(item["parent"]),
+        )
+        for item in data["episodes"]
+    }
+
+
 def load_candidate(path: Path) -> Candidate:
     """Read a finished candidate directory back (`candidate.json` is written last, before the rename)."""
-    data = json.loads((path / "candidate.json").read_text())
+    data = json.loads((path / CANDIDATE_FILE).read_text())
     fit = data["fit"]
     return Candidate(
         path=path,
@@ -179,6 +225,7 @@ def load_candidate(path: Path) -> Candidate:
             loss_curve=tuple(fit["loss_curve"]),
             grad_norm_curve=tuple(fit["grad_norm_curve"]),
         ),
+        predictions=predictions_from_json(json.loads((path / PREDICTIONS_FILE).read_text())),
     )
 
 

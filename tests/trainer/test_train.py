@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ from safetensors.torch import load_file
 from tests.trainer.conftest import make_rows, settings_for
 from trainer.data import TrainingData, select_rows
 from trainer.job import Job
+from trainer.metrics import score
 from trainer.model import load_classifier_model, read_labels, setup_model
 from trainer.pipeline import run_job
 from trainer.predict import load_classifier, logits, predict
-from trainer.results import Candidate, load_candidate
+from trainer.results import PREDICTIONS_FILE, Candidate, load_candidate
 from trainer.settings import TrainerSettings
 
 FIRST = ("alpha", "beta", "gamma")
@@ -101,6 +103,35 @@ def test_continuing_trains_the_adapter_grows_the_head_and_keeps_old_rows(first_r
     assert child.report.parent_episodes is not None
     assert set(child.report.forgetting) == {0}
     assert child.report.episodes[1].per_class["delta"].recall > 0.3
+
+
+def test_holdout_predictions_pair_the_candidate_and_the_parent_row_by_row(first_run: Candidate, tmp_path: Path,
+                                                                          tiny_base: Path) -> None:  # fmt: skip
+    settings = settings_for(tiny_base, max_epochs=1)
+    data = episode_data(settings, 1, ("delta", "alpha"), FIRST)
+    child = run(settings, data, tmp_path / "child", first_run.adapter_dir)
+    stored = json.loads((child.path / PREDICTIONS_FILE).read_text())
+    assert [item["episode"] for item in stored["episodes"]] == [0, 1]
+    assert load_candidate(child.path).predictions == child.predictions
+    assert child.report.parent_episodes is not None
+    texts = {row.id: row.text for row in data.holdout}
+    for episode, rows in data.holdout_by_episode().items():
+        paired = child.predictions[episode]
+        assert paired.ids == tuple(row.id for row in rows)
+        assert paired.labels == tuple(row.label for row in rows)
+        assert paired.candidate == tuple(p.label for p in predict(child.model_dir, [texts[i] for i in paired.ids]))
+        assert paired.parent is not None
+        assert score(paired.labels, paired.parent, child.labels) == child.report.parent_episodes[episode]
+        assert score(paired.labels, paired.candidate, child.labels) == child.report.episodes[episode]
+
+
+def test_without_a_parent_the_holdout_predictions_have_no_parent_side(first_run: Candidate) -> None:
+    stored = json.loads((first_run.path / PREDICTIONS_FILE).read_text())
+    assert [item["parent"] for item in stored["episodes"]] == [None]
+    assert "predictions" not in json.loads((first_run.path / "candidate.json").read_text())
+    assert set(first_run.predictions) == {0}
+    assert first_run.predictions[0].parent is None
+    assert len(first_run.predictions[0].ids) == first_run.report.episodes[0].rows
 
 
 def test_early_stopping_stops(tmp_path: Path, tiny_base: Path) -> None:

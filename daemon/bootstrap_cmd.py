@@ -1,0 +1,119 @@
+"""`driftloop bootstrap`: train and publish the first production model from an initial labelled set.
+
+The set goes into the store as episode 0 through the same checks as Kafka records (its rows keep the file
+name and line number as their coordinates), so its holdout is measured by every later gate.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from daemon import runs
+from daemon.admin import SOCKET_NAME, ask
+from daemon.cli import CliState, pass_state
+from daemon.errors import DriftloopError
+from daemon.operations import bentoml_home
+from daemon.settings import Settings
+from daemon.submission import submit_run
+from daemon.training import follow, launch
+from drift.store import ensure_schema as ensure_drift_schema
+from drift.store import load_monitor, save_monitor
+from ingest.records import INCOMING_SCHEMA
+from ingest.store import FeedbackStore
+
+
+@click.command("bootstrap")
+@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSON lines in the feedback schema (id, text, label, ...).")  # fmt: skip
+@click.option("--actor", default=getpass.getuser, show_default="the OS user", help="Who approves version 1.")
+@pass_state
+def bootstrap(state: CliState, data_file: Path, actor: str) -> None:
+    """Train the first production model on a labelled file, register it and approve it."""
+    settings = state.settings
+    if ask(settings.home / SOCKET_NAME, "status") is not None:
+        raise DriftloopError("the daemon is running; stop it (`kill -TERM`), bootstrap, then start `driftloop run`")
+    with FeedbackStore(settings.store_path, settings.ingest) as store:
+        model = bootstrap_store(store, settings, data_file, actor)
+    click.echo(f"bootstrap: {model['version']} is in production ({model['tag']})")
+
+
+def bootstrap_store(store: FeedbackStore, settings: Settings, data_file: Path, actor: str) -> dict[str, Any]:
+    from registry.registry import Registry
+
+    con = store.con
+    ensure_drift_schema(con)
+    runs.ensure_schema(con)
+    registry = Registry(con, settings.registry, bentoml_home(settings))
+    current = registry.production()
+    if current is not None:
+        raise DriftloopError(
+            f"{current.version} is already in production; bootstrap trains only the first model "
+            "(new data reaches production through drift and `driftloop approve`)"
+        )
+    _load(store, data_file)
+    launched = launch(con, settings, runs.bootstrap_run(con), None)
+    if launched is None:
+        failed = runs.runs(con, limit=1)[0]
+        raise DriftloopError(f"bootstrap run {failed.id} could not start: {failed.reason}")
+    record, process = launched
+    click.echo(f"training run {record.id}: {record.data} (progress in {Path(record.out_dir).parent})")
+    status = follow(con.cursor, record, process, _print_progress)
+    if status != "succeeded":
+        raise DriftloopError(f"bootstrap run {record.id} {status}: {runs.run(con, record.id).reason}")
+    model = submit_run(con, registry, runs.run(con, record.id))
+    if model is None:
+        raise DriftloopError(f"bootstrap run {record.id}: {runs.run(con, record.id).reason}")
+    for check in model.checks:
+        click.echo(f"  [{'ok' if check['passed'] else 'no'}] {check['reason']}")
+    if not model.gate_passed:
+        raise DriftloopError(
+            f"{model.version} failed the gate (reasons above); look at `driftloop show {model.version}` and approve "
+            f"it with --force --reason, or bootstrap again with more data"
+        )
+    promotion = registry.approve(model.version, actor, f"bootstrap from {data_file.name}")
+    monitor = load_monitor(con, settings.drift)
+    monitor.start_after(record.last_row_id)  # the drift reference is live traffic, not the training set
+    save_monitor(con, monitor, [])
+    return {"version": model.version, "tag": promotion.production_tag}
+
+
+def _load(store: FeedbackStore, data_file: Path) -> None:
+    """Store the file's lines (once: a second bootstrap after a failed run finds them stored)."""
+    topic = f"file:{data_file.name}"
+    if store.con.execute("SELECT count(*) FROM feedback WHERE topic = ?", [topic]).fetchall()[0][0]:
+        click.echo(f"{data_file} is already stored")
+        return
+    numbered = [(number, line) for number, line in enumerate(data_file.read_bytes().splitlines()) if line.strip()]
+    now_ms = int(time.time() * 1000)
+    table = pa.Table.from_pydict(
+        {"topic": [topic] * len(numbered), "partition": [0] * len(numbered),
+         "offset": [number for number, _ in numbered], "kafka_ts_ms": [now_ms] * len(numbered),
+         "raw": [line for _, line in numbered]},
+        schema=INCOMING_SCHEMA,
+    )  # fmt: skip
+    result = store.write_batch(table, {})
+    click.echo(
+        f"stored {result.stored} rows of {data_file} ({result.rejected} rejected: `driftloop feedback rejected`)"
+    )
+    if not result.stored:
+        raise DriftloopError(f"{data_file} holds no valid record; see `driftloop feedback rejected` for why")
+
+
+def _print_progress(event: dict[str, Any]) -> None:
+    kind = event.get("event")
+    if kind == "phase":
+        click.echo(f"  {event['phase']}")
+    elif kind == "validation":
+        click.echo(f"  epoch {event['epoch']}: validation macro-F1 {event['macro_f1']:.4f}")
+    elif kind == "progress":
+        click.echo(f"  epoch {event['epoch']} step {event['step']}: loss {event['loss']:.4f}, "
+                   f"{event['samples_per_s']:.1f} samples/s")  # fmt: skip
+
+
+COMMANDS = [bootstrap]

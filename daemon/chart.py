@@ -1,0 +1,254 @@
+"""A PNG of the stored stream: the served model's rolling accuracy, drift signals against their thresholds,
+drift events and promotions, all along the feedback row ids.
+
+Signal values are not stored (the monitor keeps only its latest check), so they come from replaying the
+stored rows through a fresh monitor, one check at a time, as `driftloop drift backtest` does: about 0.3 s
+per 20k rows, kept out of the log. The replay knows nothing of rebaselines the daemon did, so after one its
+values may differ from what the daemon saw; the drift events drawn are the stored ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+
+from daemon.errors import DriftloopError
+from drift.monitor import DriftMonitor
+from drift.rows import FeedbackRows, FloatArray, IntArray
+from drift.settings import DriftSettings
+from drift.signals import NAMES
+from drift.store import read_rows
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+log = logging.getLogger(__name__)
+
+_replaying: ContextVar[bool] = ContextVar("driftloop_chart_replaying", default=False)
+RATIO_CLIP = 4.0  # the signal panel's limit: a crossing of 1.0 is what matters, not how far beyond it goes
+
+
+@dataclass(frozen=True)
+class Span:
+    """Row ids first_row_id..last_row_id (inclusive) with what happened there."""
+
+    first_row_id: int
+    last_row_id: int
+    label: str
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What the chart draws, computed from the store alone."""
+
+    rows: int  # feedback rows in the store
+    window: int
+    row_id: IntArray  # the rows that carry a served prediction
+    accuracy: FloatArray  # at each of them, prediction = label over the last `window` of them (NaN while thin)
+    versions: tuple[Span, ...]  # runs of predicted rows served by one model_version ("unknown" when missing)
+    drift_events: tuple[Span, ...]  # stored events: their window first_row_id..row_id, labelled with the signals
+    promotions: tuple[Span, ...]  # production changes at the row ingested closest to them (first == last)
+    signal_row_id: IntArray  # the last row of each replayed check
+    signals: Mapping[str, FloatArray]  # value / threshold in the signal's alarm direction; 1.0 is the threshold
+
+
+def chart_data(con: duckdb.DuckDBPyConnection, window: int = 500, drift: DriftSettings | None = None) -> ChartData:
+    """Read the series from the store; only `feedback` must exist. Raises DriftloopError when it holds no rows."""
+    if window < 1:
+        raise DriftloopError(f"the chart window must be at least 1 row, got {window}")
+    rows = _count(con, "feedback")
+    if not rows:
+        raise DriftloopError(
+            "the store has no feedback rows to chart; ingest some first (`driftloop ingest --once`) "
+            "or point --home at the store that has them"
+        )
+    row_id, accuracy = _accuracy(con, window)
+    signal_row_id, signals = _replay(con, drift or DriftSettings())
+    return ChartData(
+        rows=rows,
+        window=window,
+        row_id=row_id,
+        accuracy=accuracy,
+        versions=_spans(con, VERSIONS_SQL, "feedback"),
+        drift_events=_spans(con, EVENTS_SQL, "drift_events"),
+        promotions=_spans(con, PROMOTIONS_SQL, "promotions"),
+        signal_row_id=signal_row_id,
+        signals=signals,
+    )
+
+
+def write_chart(
+    con: duckdb.DuckDBPyConnection, path: Path, window: int = 500, drift: DriftSettings | None = None
+) -> Path:
+    """Draw `chart_data(con, window, drift)` into a PNG at `path` and return the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = chart_data(con, window, drift)
+    figure = Figure(figsize=(13, 7.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    counts = [(data.rows, "feedback row"), (len(data.drift_events), "drift event"), (len(data.promotions), "promotion")]
+    figure.suptitle(", ".join(f"{count:,} {noun}{'' if count == 1 else 's'}" for count, noun in counts))
+    _draw_accuracy(top, data)
+    _draw_signals(bottom, data)
+    for axes in (top, bottom):
+        _draw_markers(axes, data, labelled=axes is top)
+    bottom.set_xlabel("feedback row id")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    log.info("chart of %d rows written to %s", data.rows, path)
+    return path
+
+
+VERSIONS_SQL = """
+SELECT min(row_id), max(row_id), coalesce(model_version, 'unknown') FROM (
+    SELECT row_id, model_version,
+        row_number() OVER (ORDER BY row_id) - row_number() OVER (PARTITION BY model_version ORDER BY row_id) AS run
+    FROM feedback WHERE prediction IS NOT NULL
+) GROUP BY model_version, run ORDER BY 1
+"""
+EVENTS_SQL = "SELECT first_row_id, row_id, array_to_string(signals, ', ') FROM drift_events ORDER BY row_id"
+# A production change: approvals and rollbacks move to_version, a rejection leaves it as it was.
+PROMOTIONS_SQL = """
+SELECT nearest, nearest, action || ' ' || version FROM (
+    SELECT p.action, p.version, p."at", (
+        SELECT f.row_id FROM feedback AS f
+        ORDER BY abs(epoch_us(f.ingested_at) - epoch_us(p."at")),
+            CASE WHEN f.ingested_at <= p."at" THEN -f.row_id ELSE f.row_id END
+        LIMIT 1
+    ) AS nearest
+    FROM promotions AS p WHERE p.to_version IS DISTINCT FROM p.from_version
+) ORDER BY "at"
+"""
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    if not _exists(con, table):
+        return 0
+    found = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0])
+
+
+def _spans(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> tuple[Span, ...]:
+    if not _exists(con, table):
+        return ()
+    return tuple(Span(int(first), int(last), str(label)) for first, last, label in con.execute(sql).fetchall())
+
+
+def _accuracy(con: duckdb.DuckDBPyConnection, window: int) -> tuple[IntArray, FloatArray]:
+    found = con.execute(
+        "SELECT row_id, prediction = label AS correct FROM feedback WHERE prediction IS NOT NULL ORDER BY row_id"
+    ).fetchnumpy()
+    row_id = np.asarray(found["row_id"], dtype=np.int64)
+    correct = np.concatenate([[0], np.cumsum(np.asarray(found["correct"], dtype=np.int64))])
+    end = np.arange(1, len(row_id) + 1)
+    start = np.maximum(end - window, 0)
+    accuracy = (correct[end] - correct[start]) / (end - start)
+    accuracy[end < max(window // 5, 1)] = np.nan  # a partial window counts once it holds a fifth of the rows
+    return row_id, accuracy
+
+
+def _replay(con: duckdb.DuckDBPyConnection, settings: DriftSettings) -> tuple[IntArray, dict[str, FloatArray]]:
+    """Every signal at every check of a fresh monitor fed the stored rows one check's worth at a time."""
+    rows = read_rows(con)
+    monitor = DriftMonitor(settings)
+    logging.getLogger("drift.monitor").addFilter(_not_replayed)  # once: addFilter skips a filter it holds
+    token = _replaying.set(True)
+    try:
+        return _checks(monitor, rows)
+    finally:
+        _replaying.reset(token)
+
+
+def _not_replayed(record: logging.LogRecord) -> bool:
+    """The replayed monitor's events and phases are not the daemon's: keep them out of its log."""
+    return not _replaying.get()
+
+
+def _checks(monitor: DriftMonitor, rows: FeedbackRows) -> tuple[IntArray, dict[str, FloatArray]]:
+    step = monitor.settings.check_every_rows
+    ends: list[int] = []
+    ratios: list[list[float]] = []
+    for start in range(0, len(rows), step):
+        part = rows.slice(start, start + step)
+        monitor.update(part)
+        ends.append(int(part.row_id[-1]))
+        ratios.append([_ratio(r.value, r.threshold, r.direction) for r in monitor.status().readings])
+    table = np.array(ratios, dtype=np.float64).reshape(len(ratios), len(NAMES))
+    signals = {name: table[:, column] for column, name in enumerate(NAMES) if np.isfinite(table[:, column]).any()}
+    return np.array(ends, dtype=np.int64), signals
+
+
+def _ratio(value: float | None, threshold: float, direction: str) -> float:
+    if value is None:
+        return float("nan")
+    oriented = {"up": value, "down": -value, "both": abs(value)}[direction]
+    return oriented / threshold
+
+
+def _draw_accuracy(axes: Axes, data: ChartData) -> None:
+    colours: dict[str, str] = {}
+    for index, span in enumerate(data.versions):
+        new = span.label not in colours
+        colour = colours.setdefault(span.label, f"C{len(colours) % 10}")
+        following = data.versions[index + 1].first_row_id if index + 1 < len(data.versions) else span.last_row_id
+        axes.axvspan(span.first_row_id, following, color=colour, alpha=0.08, linewidth=0)
+        inside = (data.row_id >= span.first_row_id) & (data.row_id <= span.last_row_id)
+        label = f"model {span.label}" if new else None
+        axes.plot(data.row_id[inside], data.accuracy[inside], color=colour, linewidth=1.3, label=label)
+    if not len(data.row_id):
+        _note(axes, "no row carries a served prediction")
+    axes.set_ylim(0.0, 1.02)
+    axes.set_ylabel(f"accuracy (last {data.window} predicted rows)")
+    axes.grid(alpha=0.3)
+    if data.versions:
+        axes.legend(loc="lower left", fontsize=8)
+
+
+def _draw_signals(axes: Axes, data: ChartData) -> None:
+    highest = max((float(np.nanmax(ratio)) for ratio in data.signals.values()), default=1.0)
+    lowest = min((float(np.nanmin(ratio)) for ratio in data.signals.values()), default=0.0)
+    for name, ratio in data.signals.items():
+        axes.plot(data.signal_row_id, np.clip(ratio, -RATIO_CLIP, RATIO_CLIP), linewidth=1, label=name)
+    axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axes.set_ylim(max(min(lowest, 0.0), -RATIO_CLIP) - 0.2, min(max(highest, 1.0), RATIO_CLIP) + 0.3)
+    cut = f", cut at ±{RATIO_CLIP:g}" if max(highest, -lowest) > RATIO_CLIP else ""
+    axes.set_ylabel(f"signal / threshold (replayed{cut})")
+    axes.grid(alpha=0.3)
+    if data.signals:
+        axes.legend(loc="upper left", fontsize=8, ncols=len(data.signals))
+    else:
+        _note(axes, "no signal values: too few rows for the monitor's warm-up and window")
+
+
+def _note(axes: Axes, text: str) -> None:
+    axes.text(0.5, 0.5, text, transform=axes.transAxes, ha="center", va="center", color="grey")
+
+
+def _draw_markers(axes: Axes, data: ChartData, labelled: bool) -> None:
+    for event in data.drift_events:
+        axes.axvspan(event.first_row_id, event.last_row_id, color="red", alpha=0.15, linewidth=0)
+        _mark(axes, event.last_row_id, f"drift: {event.label}" if labelled else "", "red", at_top=True)
+    for promotion in data.promotions:
+        _mark(axes, promotion.last_row_id, promotion.label if labelled else "", "green", at_top=False)
+
+
+def _mark(axes: Axes, row_id: int, text: str, colour: str, at_top: bool) -> None:
+    """A vertical line at the row, with the text along it at the top (left of it) or the bottom (right of it)."""
+    axes.axvline(row_id, color=colour, linestyle="-" if at_top else "--", linewidth=1.2)
+    if text:
+        y, va, ha = (0.98, "top", "right") if at_top else (0.02, "bottom", "left")
+        axes.text(row_id, y, f" {text} ", transform=axes.get_xaxis_transform(), rotation=90, va=va, ha=ha,
+                  fontsize=8, color=colour)  # fmt: skip
