@@ -1,24 +1,33 @@
 """The admin API: JSON lines over a Unix socket in the home directory that only its owner can open.
 
 The CLI asks the running daemon here (the daemon holds the DuckDB file); with no daemon it opens the
-store itself and calls the same functions.
+store itself and calls the same functions. Whether a daemon runs is told by `daemon.lock`, which the daemon
+holds locked for its whole life (the kernel drops the lock when the process dies, however it dies), not by
+the socket file, which a killed daemon leaves behind.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from daemon.errors import DriftloopError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 SOCKET_NAME = "admin.sock"
+LOCK_NAME = "daemon.lock"
+STARTING_WAIT_S = 60.0
 
 
 class AdminServer:
@@ -80,3 +89,52 @@ def ask(path: Path, command: str, timeout_s: float = 30.0, **arguments: Any) -> 
         return None
     reply: dict[str, Any] = json.loads(answer)
     return reply
+
+
+@contextmanager
+def daemon_lock(home: Path) -> Iterator[None]:
+    """Held while a daemon runs on `home`; a second daemon on the same home stops with a clear error."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / LOCK_NAME, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise DriftloopError(
+                f"a daemon (pid {handle.read().strip() or '?'}) already runs on {home}; stop it first"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def daemon_running(home: Path) -> bool:
+    path = home / LOCK_NAME
+    if not path.exists():
+        return False
+    with open(path, encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def ask_daemon(home: Path, command: str, **arguments: Any) -> dict[str, Any] | None:
+    """The running daemon's answer, or None when no daemon runs on `home`; a daemon still starting (it holds the
+    lock, its socket is not up yet) is waited for."""
+    deadline = time.monotonic() + STARTING_WAIT_S
+    while True:
+        answer = ask(home / SOCKET_NAME, command, **arguments)
+        if answer is not None or not daemon_running(home):
+            return answer
+        if time.monotonic() > deadline:
+            raise DriftloopError(
+                f"a daemon holds {home / LOCK_NAME} but does not answer on {home / SOCKET_NAME}; see its log"
+            )
+        time.sleep(0.2)

@@ -15,7 +15,7 @@ import click
 import pyarrow as pa
 
 from daemon import runs
-from daemon.admin import SOCKET_NAME, ask
+from daemon.admin import daemon_running
 from daemon.cli import CliState, pass_state
 from daemon.errors import DriftloopError
 from daemon.operations import bentoml_home
@@ -36,7 +36,7 @@ from ingest.store import FeedbackStore
 def bootstrap(state: CliState, data_file: Path, actor: str) -> None:
     """Train the first production model on a labelled file, register it and approve it."""
     settings = state.settings
-    if ask(settings.home / SOCKET_NAME, "status") is not None:
+    if daemon_running(settings.home):
         raise DriftloopError("the daemon is running; stop it (`kill -TERM`), bootstrap, then start `driftloop run`")
     with FeedbackStore(settings.store_path, settings.ingest) as store:
         model = bootstrap_store(store, settings, data_file, actor)

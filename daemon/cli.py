@@ -83,6 +83,7 @@ def register_commands() -> None:
     from daemon import (
         bootstrap_cmd,
         broker_cmd,
+        chart_cmd,
         config_cmd,
         demo_cmd,
         drift_cmd,
@@ -92,8 +93,8 @@ def register_commands() -> None:
         run_cmd,
     )
 
-    for module in (run_cmd, bootstrap_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, broker_cmd,
-                   demo_cmd):  # fmt: skip
+    for module in (run_cmd, bootstrap_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, chart_cmd,
+                   broker_cmd, demo_cmd):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,12 +1,19 @@
-"""The demo's feedback file: real health-news tweets with one bad record of every kind mixed in."""
+"""The demo's files: health-news tweets of early 2013 (what version 1 learns) and of late 2014 (the shift:
+new topics, new outlets), as bootstrap, stream and evaluation sets that never share a tweet."""
 
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from ingest.datasets import health_tweets
+from ingest.datasets import LabelledText, health_tweets
 
+OLD_PERIOD = ("2013Q1", "2013Q2")
+NEW_PERIOD = ("2014Q3", "2014Q4")
 BAD_RECORDS: list[bytes] = [
     b"this is not json",
     b"\xff\xfe not utf-8",
@@ -20,13 +27,46 @@ BAD_RECORDS: list[bytes] = [
 ]
 
 
-def write_demo_feedback(path: Path, records: int) -> tuple[int, int]:
-    """Write `records` tweets (the oldest ones) with the bad records and one repeated id spread among them."""
-    tweets = [tweet.as_record() for tweet in health_tweets()[:records]]
-    lines = [json.dumps(record).encode() for record in tweets]
-    bad = [*BAD_RECORDS, lines[0]]  # the repeat of the first tweet is rejected as a duplicate id
-    step = max(len(lines) // (len(bad) + 1), 1)
-    for index, record in enumerate(bad):
-        lines.insert((index + 1) * step + index, record)
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return len(tweets), len(bad)
+@dataclass(frozen=True)
+class DemoSizes:
+    bootstrap: int = 3_000
+    reference: int = 800
+    shifted: int = 1_800
+    evaluation: int = 500
+
+
+class DemoFiles(NamedTuple):
+    bootstrap: Path
+    reference: Path
+    shifted: Path
+    eval_old: Path
+    eval_new: Path
+    bad: Path
+
+
+def write_demo_files(folder: Path, sizes: DemoSizes, seed: int = 0) -> DemoFiles:
+    """Sample each period without overlap, every file in time order, plus `bad.jsonl`: one bad record of every
+    kind and a repeated id, which the daemon rejects with their reasons."""
+    tweets = health_tweets()
+    rng = random.Random(seed)
+    old = [t for t in tweets if t.group in OLD_PERIOD]
+    new = [t for t in tweets if t.group in NEW_PERIOD]
+    bootstrap, reference, eval_old = _split(old, (sizes.bootstrap, sizes.reference, sizes.evaluation), rng)
+    shifted, eval_new = _split(new, (sizes.shifted, sizes.evaluation), rng)
+    names = ("bootstrap", "reference", "shifted", "eval-old", "eval-new", "bad")
+    files = DemoFiles(*(folder / f"{name}.jsonl" for name in names))
+    for path, part in zip(files[:5], (bootstrap, reference, shifted, eval_old, eval_new), strict=True):
+        path.write_text("".join(json.dumps(tweet.as_record()) + "\n" for tweet in part), encoding="utf-8")
+    repeated = json.dumps(shifted[0].as_record()).encode()  # rejected as a duplicate id
+    files.bad.write_bytes(b"\n".join([*BAD_RECORDS, repeated]) + b"\n")
+    return files
+
+
+def _split(pool: Sequence[LabelledText], sizes: Sequence[int], rng: random.Random) -> list[list[LabelledText]]:
+    """Disjoint random samples of the given sizes, each spanning the whole period, each in time order."""
+    chosen = rng.sample(range(len(pool)), sum(sizes))
+    parts, start = [], 0
+    for size in sizes:
+        parts.append([pool[i] for i in sorted(chosen[start : start + size])])
+        start += size
+    return parts

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
 from daemon.cli import CliState, pass_state
+from daemon.errors import DriftloopError
 from ingest.errors import BadFeedback
 from ingest.kafka_clients import connect_once, feedback_producer
 from ingest.producer import load_file, send_one
 from ingest.store import FeedbackStore
 
 SKIPPED_SHOWN = 20
+ANNOTATE_BATCH = 64
 
 
 @click.group("feedback")
@@ -89,6 +94,40 @@ def load(state: CliState, file: Path, no_check: bool) -> None:
     if len(report.skipped) > SKIPPED_SHOWN:
         click.echo(f"... and {len(report.skipped) - SKIPPED_SHOWN} more bad lines", err=True)
     click.echo(f"sent {report.sent} records to {settings.kafka.topic}; skipped {len(report.skipped)} bad lines")
+
+
+@feedback_group.command("annotate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--service", default="http://127.0.0.1:3000", show_default=True, help="URL of `driftloop serve`.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the records with predictions.")
+def annotate(file: Path, service: str, out: Path | None) -> None:
+    """Ask the service to predict every record of FILE: prints its accuracy on them; with --out writes the
+    records with `prediction` and `model_version` set, as corrections of the served model."""
+    records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sources, right = set(), 0
+    for start in range(0, len(records), ANNOTATE_BATCH):
+        batch = records[start : start + ANNOTATE_BATCH]
+        answer = _post(f"{service.rstrip('/')}/predict", {"texts": [record["text"] for record in batch]})
+        sources.add(answer["source"])
+        for record, prediction in zip(batch, answer["predictions"], strict=True):
+            record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]
+            right += prediction["label"] == record["label"]
+    if out is not None:
+        out.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    served = ", ".join(sorted(sources))
+    click.echo(f"accuracy of {served} on {file.name}: {right / max(len(records), 1):.4f} ({len(records)} records)")
+
+
+def _post(url: str, body: dict[str, object]) -> dict[str, Any]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise DriftloopError(f"{url} answered {exc.code}: {exc.read()[:200]!r}") from None
+    except OSError as exc:
+        raise DriftloopError(f"cannot reach the service at {url} ({exc}); start it with `driftloop serve`") from None
+    return answer
 
 
 @feedback_group.command("stats")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.admin import SOCKET_NAME, ask
+from daemon.admin import ask_daemon
 from daemon.errors import DriftloopError
 from daemon.settings import Settings
 from drift.settings import DriftSettings
@@ -48,7 +48,7 @@ def open_registry(settings: Settings) -> Iterator[Registry]:
 
 def call(settings: Settings, operation: str, **arguments: Any) -> Any:
     """Run `operation` in the daemon when one runs, else here; the result as JSON data."""
-    answer = ask(settings.home / SOCKET_NAME, "registry", operation=operation, arguments=arguments)
+    answer = ask_daemon(settings.home, "registry", operation=operation, arguments=arguments)
     if answer is None:
         with open_registry(settings) as registry:
             return perform(registry, settings.drift, operation, arguments)

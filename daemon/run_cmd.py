@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from daemon.admin import SOCKET_NAME, ask
+from daemon.admin import ask_daemon, daemon_lock
 from daemon.cli import CliState, pass_state
 from daemon.errors import DriftloopError
 from daemon.runtime import Daemon
@@ -20,7 +20,7 @@ from ingest.store import FeedbackStore
 @pass_state
 def run(state: CliState) -> None:
     """Run the daemon: ingest, drift checks and the admin API, until SIGTERM/SIGINT."""
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, daemon_lock(state.settings.home):
         Daemon(state.settings, stop).run()
 
 
@@ -30,7 +30,7 @@ def run(state: CliState) -> None:
 def status(state: CliState, as_json: bool) -> None:
     """Rows, rejections, partition offsets and drift signals; from the running daemon when there is one."""
     settings = state.settings
-    answer = ask(settings.home / SOCKET_NAME, "status")
+    answer = ask_daemon(settings.home, "status")
     if answer is None:
         with FeedbackStore(settings.store_path, settings.ingest) as store:
             current = collect_status(store.con, settings)

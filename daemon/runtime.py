@@ -24,12 +24,26 @@ from daemon.status import collect_status, ensure_schemas
 from daemon.submission import submit_finished
 from daemon.training import TrainingSupervisor, recover
 from ingest.consumer import FeedbackIngestor
+from ingest.errors import IngestError
 from ingest.store import FeedbackStore
 
 if TYPE_CHECKING:
     from registry.registry import Registry
 
 log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings, wait_s: float = 30.0) -> FeedbackStore:
+    """The store, waiting out a CLI command that had it open when the daemon started."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return FeedbackStore(settings.store_path, settings.ingest)
+        except IngestError:
+            if time.monotonic() > deadline:
+                raise
+            log.info("the store is held by another process (a CLI command?); waiting")
+            time.sleep(0.5)
 
 
 class Daemon:
@@ -39,7 +53,7 @@ class Daemon:
         self.settings = settings
         self.stop = stop
         self.started = time.time()
-        self.store = FeedbackStore(settings.store_path, settings.ingest)
+        self.store = open_store(settings)
         ensure_schemas(self.store.con)
         recover(self.store.con)
         self.ingestor = FeedbackIngestor(settings.kafka, settings.ingest, self.store, stop)

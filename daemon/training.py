@@ -146,6 +146,7 @@ class TrainingSupervisor:
         self.active: ActiveRun | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._warned_no_production = False
 
     def check(self) -> None:
         with self._lock:
@@ -157,7 +158,9 @@ class TrainingSupervisor:
                     return
                 parent = self.production()
                 if parent is None:
-                    log.warning("drift calls for a run, but no model is in production; `driftloop bootstrap` first")
+                    if not self._warned_no_production:
+                        log.warning("drift calls for a run, but no model is in production; `driftloop bootstrap` first")
+                        self._warned_no_production = True
                     return
                 launched = launch(con, self.settings, plan, parent)
             if launched is not None:

@@ -5,6 +5,7 @@ SIGTERM asks the run to stop at the next optimizer step (exit code 3); a failure
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -58,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     write_json(run_dir / RECORD_FILE, record)
 
     def report(event: dict[str, Any]) -> None:
-        channel.write(json.dumps({"t": round(time.time() - started, 3), **event}) + "\n")
+        if channel.closed:
+            return
+        try:
+            channel.write(json.dumps({"t": round(time.time() - started, 3), **event}) + "\n")
+        except BrokenPipeError:  # the process that started the run is gone: stop as if asked to
+            log.warning("the progress pipe is closed (the daemon is gone); cancelling the run")
+            stop.requested = True
+            with contextlib.suppress(BrokenPipeError):
+                channel.close()
 
     from trainer.pipeline import run_job  # imports torch: after the record says "running"
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from daemon.admin import SOCKET_NAME, ask
 from ingest.records import INCOMING_SCHEMA
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
@@ -135,6 +136,23 @@ class RunningDaemon:
         self.process.terminate()
         return self.process.wait(timeout=timeout_s)
 
+    def tail(self, chars: int = 8_000) -> str:
+        """The end of the daemon's log, for assertion messages."""
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """`tests.conftest.wait_until` that fails at once when the daemon exits, with its log in the message."""
+
+        def running_and() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the daemon exited with code {self.process.returncode}")
+            return condition()
+
+        try:
+            wait_until(running_and, timeout_s, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- daemon log (end) ---\n{self.tail()}") from None
+
 
 @contextmanager
 def daemon(env: dict[str, str], log: Path) -> Iterator[RunningDaemon]:
@@ -148,6 +166,22 @@ def daemon(env: dict[str, str], log: Path) -> Iterator[RunningDaemon]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def live_status(env: dict[str, str]) -> dict[str, Any] | None:
+    """The running daemon's status straight from its socket (no CLI process: fast to poll); None while none answers."""
+    answer = ask(Path(env["DRIFTLOOP_HOME"]) / SOCKET_NAME, "status")
+    if answer is None:
+        return None
+    assert answer["ok"], answer
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+def shutdown_steps(log: Path) -> list[str]:
+    """The daemon's `shutdown: ...` log lines, in order, each up to its first semicolon."""
+    messages = [line.split(": ", 1)[1] for line in log.read_text().splitlines() if "shutdown" in line and ": " in line]
+    return [message.split(";")[0] for message in messages if message.startswith("shutdown")]
 
 
 def last_run(env: dict[str, str]) -> dict[str, Any] | None:

@@ -47,7 +47,7 @@ def test_every_command_run_exists(service: str) -> None:
         option for parameter in command.params if isinstance(parameter, click.Option) for option in parameter.opts
     }
     assert [argument for argument in arguments if argument.startswith("--") and argument not in options] == []
-    assert COMPOSE["services"][service]["volumes"] == ["driftloop-home:/var/lib/driftloop"]
+    assert "driftloop-home:/var/lib/driftloop" in COMPOSE["services"][service]["volumes"]
 
 
 def test_dockerfile_installs_cpu_torch_first_and_runs_driftloop() -> None:

@@ -20,14 +20,6 @@ from tests.ingest.kafka_helpers import produce
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def post(port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        parsed: dict[str, Any] = json.loads(answer.read())
-    return parsed
-
-
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
@@ -36,25 +28,31 @@ def ready(port: int) -> bool:
         return False
 
 
-def served(port: int, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """The records with the service's prediction and model version, as an application would send them."""
-    out, source = [], ""
-    for start in range(0, len(items), 64):
-        batch = items[start : start + 64]
-        answer = post(port, "/predict", {"texts": [item["text"] for item in batch]})
-        source = answer["source"]
-        for item, prediction in zip(batch, answer["predictions"], strict=True):
-            out.append({**item, "prediction": prediction["label"], "model_version": answer["model_version"]})
-    return out, source
+class Annotator:
+    """`driftloop feedback annotate` against the service: the records with its predictions, its accuracy."""
 
+    def __init__(self, env: dict[str, str], folder: Path, port: int) -> None:
+        self.env, self.folder, self.url = env, folder, f"http://127.0.0.1:{port}"
+        self.files = 0
 
-def accuracy(items: list[dict[str, Any]]) -> float:
-    return sum(bool(item["prediction"] == item["label"]) for item in items) / len(items)
+    def __call__(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float, str]:
+        self.files += 1
+        plain = loop.write_jsonl(self.folder / f"plain-{self.files}.jsonl", items)
+        served = self.folder / f"served-{self.files}.jsonl"
+        said = loop.cli(self.env, "feedback", "annotate", str(plain), "--service", self.url, "--out", str(served))
+        source, accuracy = (
+            said.stdout.removeprefix("accuracy of ").split(" on ")[0],
+            float(said.stdout.split(": ")[1].split()[0]),
+        )
+        return [json.loads(line) for line in served.read_text().splitlines()], accuracy, source
 
 
 def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = loop.environment(home, loop.tiny_base(tmp_path / "base"), kafka_settings)
+    metrics_port = loop.free_port()
+    env = loop.environment(
+        home, loop.tiny_base(tmp_path / "base"), kafka_settings, DAEMON_METRICS_PORT=str(metrics_port)
+    )
     first = loop.write_jsonl(tmp_path / "v1.jsonl", loop.records(0, 600, 0))
     bootstrapped = loop.cli(env, "bootstrap", "--data", str(first))
     assert "v1 is in production" in bootstrapped.stdout
@@ -65,13 +63,15 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
                                    stdout=output, stderr=output)  # fmt: skip
     try:
         wait_until(lambda: ready(port), 120, "the BentoML service")
+        served = Annotator(env, tmp_path, port)
         with loop.daemon(env, tmp_path / "daemon.log") as running:
-            same, source = served(port, loop.records(0, 300, 1))
+            same, right, source = served(loop.records(0, 300, 1))
             assert source == "driftloop-loop:v1"
-            assert accuracy(same) > 0.9, "v1 knows period 0"
+            assert right > 0.9, "v1 knows period 0"
+            assert {item["model_version"] for item in same} == {"v1-p1"}
             produce(kafka_settings, [json.dumps(item).encode() for item in same])
-            shifted, _ = served(port, loop.records(1, 700, 2))
-            assert accuracy(shifted) < 0.75, "v1 has never seen period 1's words"
+            shifted, right, _ = served(loop.records(1, 700, 2))
+            assert right < 0.75, "v1 has never seen period 1's words"
             produce(kafka_settings, [json.dumps(item).encode() for item in shifted])
 
             wait_until(lambda: loop.status(env)["models"]["pending"] == ["v2"], 300, "a candidate from the drift")
@@ -80,14 +80,9 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
             approved = loop.cli(env, "approve", "v2", "--reason", "end-to-end test")
             assert "approved v2" in approved.stdout
 
-            def serves_v2() -> bool:
-                return served(port, loop.records(1, 1, 3))[1] == "driftloop-loop:v2"
-
-            wait_until(serves_v2, 5, "the service to swap to v2")
-            after_new, _ = served(port, loop.records(1, 200, 4))
-            after_old, _ = served(port, loop.records(0, 200, 4))
-            assert accuracy(after_new) > 0.9, "v2 learned period 1"
-            assert accuracy(after_old) > 0.9, "v2 kept period 0"
+            wait_until(lambda: served(loop.records(1, 1, 3))[2] == "driftloop-loop:v2", 5, "the service to swap")
+            assert served(loop.records(1, 200, 4))[1] > 0.9, "v2 learned period 1"
+            assert served(loop.records(0, 200, 4))[1] > 0.9, "v2 kept period 0"
 
             lineage = json.loads(loop.cli(env, "lineage", "v2", "--json").stdout)
             assert {item["topic"] for item in lineage["kafka_ranges"]} == {kafka_settings.topic}
@@ -97,7 +92,16 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
             current = loop.status(env)
             assert current["models"]["production"] == "v2"
             assert current["training"]["runs_by_status"] == {"submitted": 2}
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+                metrics = answer.read().decode()
+            assert 'driftloop_promotions_total{action="approve"} 2.0' in metrics
+            assert 'driftloop_training_runs_total{status="submitted"} 2.0' in metrics
+            assert "driftloop_feedback_rows 1600.0" in metrics
+            assert 'driftloop_drift_signal{signal="error"}' in metrics
             assert running.stop() == 0
+        chart = tmp_path / "chart.png"
+        assert loop.cli(env, "chart", "--out", str(chart), "--window", "100").stdout == f"wrote {chart}\n"
+        assert chart.read_bytes().startswith(b"\x89PNG")
     finally:
         service.terminate()
         service.wait(timeout=30)

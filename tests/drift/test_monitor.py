@@ -124,3 +124,14 @@ def test_rebaseline_restarts_the_warmup() -> None:
     status = monitor.status()
     assert (status.phase, status.rows_left_in_phase) == ("warmup", 1_600)
     assert status.reference_rows == (2_600, 2_999)
+
+
+def test_start_after_skips_the_training_set_and_takes_the_reference_from_later_rows() -> None:
+    rows = synthetic_stream("stationary", 3_000, seed=7).rows
+    monitor = DriftMonitor(DriftSettings())
+    monitor.start_after(999)
+    monitor.update(rows)
+
+    status = monitor.status()
+    assert (status.phase, status.rows_seen) == ("monitoring", 2_000)
+    assert status.reference_rows == (1_000, 2_999)
