@@ -70,7 +70,8 @@ def chart_data(con: duckdb.DuckDBPyConnection, window: int = 500, drift: DriftSe
             "or point --home at the store that has them"
         )
     row_id, accuracy = _accuracy(con, window)
-    signal_row_id, signals = _replay(con, drift or DriftSettings())
+    promotions = _spans(con, PROMOTIONS_SQL, "promotions")
+    signal_row_id, signals = _replay(con, drift or DriftSettings(), [span.first_row_id for span in promotions])
     return ChartData(
         rows=rows,
         window=window,
@@ -78,7 +79,7 @@ def chart_data(con: duckdb.DuckDBPyConnection, window: int = 500, drift: DriftSe
         accuracy=accuracy,
         versions=_spans(con, VERSIONS_SQL, "feedback"),
         drift_events=_spans(con, EVENTS_SQL, "drift_events"),
-        promotions=_spans(con, PROMOTIONS_SQL, "promotions"),
+        promotions=promotions,
         signal_row_id=signal_row_id,
         signals=signals,
     )
@@ -160,16 +161,30 @@ def _accuracy(con: duckdb.DuckDBPyConnection, window: int) -> tuple[IntArray, Fl
     return row_id, accuracy
 
 
-def _replay(con: duckdb.DuckDBPyConnection, settings: DriftSettings) -> tuple[IntArray, dict[str, FloatArray]]:
-    """Every signal at every check of a fresh monitor fed the stored rows one check's worth at a time."""
+def _replay(
+    con: duckdb.DuckDBPyConnection, settings: DriftSettings, promoted_at: list[int]
+) -> tuple[IntArray, dict[str, FloatArray]]:
+    """Every signal at every check of a fresh monitor fed the stored rows one check's worth at a time, as the
+    daemon's monitor was: starting after the bootstrap set (whose approval, the first promotion, starts it),
+    starting over at every later promotion."""
     rows = read_rows(con)
     monitor = DriftMonitor(settings)
+    start = _bootstrap_end(con)
     logging.getLogger("drift.monitor").addFilter(_not_replayed)  # once: addFilter skips a filter it holds
     token = _replaying.set(True)
     try:
-        return _checks(monitor, rows)
+        if start is not None:
+            monitor.start_after(start)
+        return _checks(monitor, rows, promoted_at if start is None else promoted_at[1:])
     finally:
         _replaying.reset(token)
+
+
+def _bootstrap_end(con: duckdb.DuckDBPyConnection) -> int | None:
+    if not _exists(con, "training_runs"):
+        return None
+    found = con.execute("SELECT max(last_row_id) FROM training_runs WHERE trigger = 'bootstrap'").fetchall()
+    return None if found[0][0] is None else int(found[0][0])
 
 
 def _not_replayed(record: logging.LogRecord) -> bool:
@@ -177,12 +192,18 @@ def _not_replayed(record: logging.LogRecord) -> bool:
     return not _replaying.get()
 
 
-def _checks(monitor: DriftMonitor, rows: FeedbackRows) -> tuple[IntArray, dict[str, FloatArray]]:
+def _checks(
+    monitor: DriftMonitor, rows: FeedbackRows, rebaseline_at: list[int]
+) -> tuple[IntArray, dict[str, FloatArray]]:
     step = monitor.settings.check_every_rows
     ends: list[int] = []
     ratios: list[list[float]] = []
+    pending = sorted(rebaseline_at)
     for start in range(0, len(rows), step):
         part = rows.slice(start, start + step)
+        while pending and pending[0] < part.row_id[0]:
+            monitor.rebaseline(cooldown=True)
+            pending.pop(0)
         monitor.update(part)
         ends.append(int(part.row_id[-1]))
         ratios.append([_ratio(r.value, r.threshold, r.direction) for r in monitor.status().readings])

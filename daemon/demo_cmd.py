@@ -26,8 +26,8 @@ from daemon.demo_data import DemoSizes, write_demo_files
 from daemon.errors import DriftloopError
 from ingest.broker import LocalBroker, free_port
 
-# The demo's own settings (written to <home>/driftloop.toml): a smaller drift warm-up and replay sample than
-# the defaults, sized for a few thousand tweets; one forward pass per optimizer step (more updates per epoch)
+# The demo's own settings (written to <home>/driftloop.toml): a smaller drift warm-up than the default, sized
+# for a few thousand tweets; one forward pass per optimizer step (more updates per epoch)
 # and four epochs, so each run takes minutes on two cores; no per-class recall floor, because several of the
 # 16 outlets cannot be told apart from one tweet (every model of this size misses some of them entirely).
 DEMO_TOML = """\
@@ -48,7 +48,6 @@ metrics_port = 0
 [trainer]
 max_epochs = 4
 grad_accumulation = 1
-replay_size = 1000
 """
 WAIT_FOR_CANDIDATE_S = 900
 
@@ -62,7 +61,7 @@ def demo(state: CliState, quick: bool) -> None:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "driftloop.toml").write_text(DEMO_TOML)
-    sizes = DemoSizes(300, 600, 700, 100) if quick else DemoSizes()
+    sizes = DemoSizes(300, 600, 700, 100, 100) if quick else DemoSizes()
     files = write_demo_files(home, sizes)
     external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(log_file=home / "broker.log").start()
@@ -81,7 +80,7 @@ def demo(state: CliState, quick: bool) -> None:
     click.secho(f"demo home {home} (settings: {home / 'driftloop.toml'}), kafka {env['DRIFTLOOP_KAFKA_BOOTSTRAP']}",
                 bold=True)  # fmt: skip
     try:
-        step(env, home, "topic", "create", "--partitions", "2")
+        step(env, home, "topic", "create", "--partitions", "1")  # one partition: the stream keeps its order
         step(env, home, "bootstrap", "--data", files.bootstrap.name)
         background.append(start(env, home, "serve"))
         wait(lambda: _ready(service_url), 180, "the service to load v1")
@@ -90,9 +89,7 @@ def demo(state: CliState, quick: bool) -> None:
         daemon = start(env, home, "run")
         background.append(daemon)
         for stream in (files.reference, files.shifted):
-            annotated = stream.with_name(f"{stream.stem}-served.jsonl")
-            step(env, home, "feedback", "annotate", stream.name, "--service", service_url, "--out", annotated.name)
-            step(env, home, "feedback", "load", annotated.name)
+            stream_served(env, home, stream, service_url)
         step(env, home, "feedback", "load", files.bad.name, "--no-check")
         version = _wait_for_candidate(env, home)
         step(env, home, "show", version)
@@ -100,6 +97,9 @@ def demo(state: CliState, quick: bool) -> None:
         wait(lambda: _serving(service_url, files.eval_new, version), 30, f"the service to swap to {version}")
         after = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
                  for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
+        stream_served(env, home, files.after, service_url)
+        streamed = sizes.bootstrap + sizes.reference + sizes.shifted + sizes.after
+        wait(lambda: _status(env, home)["ingest"]["rows"] >= streamed, 120, f"the daemon to store {streamed} rows")
         step(env, home, "lineage", version)
         click.secho(f"\n$ kill -TERM {daemon.pid}   # the daemon stops in order", fg="cyan", bold=True)
         daemon.terminate()
@@ -131,6 +131,13 @@ def step(env: dict[str, str], home: Path, *arguments: str) -> str:
     return "".join(lines)
 
 
+def stream_served(env: dict[str, str], home: Path, stream: Path, service_url: str) -> None:
+    """The service predicts every tweet; the tweets go to Kafka as corrections of those predictions."""
+    annotated = stream.with_name(f"{stream.stem}-served.jsonl")
+    step(env, home, "feedback", "annotate", stream.name, "--service", service_url, "--out", annotated.name)
+    step(env, home, "feedback", "load", annotated.name)
+
+
 def start(env: dict[str, str], home: Path, command: str) -> subprocess.Popen[bytes]:
     log = home / f"{command}.log"
     click.secho(f"\n$ driftloop {command} > {log.name} 2>&1 &", fg="cyan", bold=True)
@@ -152,8 +159,7 @@ def _wait_for_candidate(env: dict[str, str], home: Path) -> str:
     click.secho("\n$ driftloop status --json   # every 15 s until a candidate waits for approval", fg="cyan", bold=True)
     deadline, shown = time.monotonic() + WAIT_FOR_CANDIDATE_S, ""
     while time.monotonic() < deadline:
-        current = json.loads(subprocess.run([sys.executable, "-m", "daemon", "status", "--json"], env=env, cwd=home,
-                                            check=True, capture_output=True, text=True).stdout)  # fmt: skip
+        current = _status(env, home)
         line = _progress_line(current)
         if line != shown:
             click.echo(f"  {time.strftime('%H:%M:%S')} {line}")
@@ -167,6 +173,13 @@ def _wait_for_candidate(env: dict[str, str], home: Path) -> str:
             raise DriftloopError("the candidate did not pass (see above); the demo stops here")
         time.sleep(15)
     raise DriftloopError(f"no candidate within {WAIT_FOR_CANDIDATE_S} s; see run.log in the demo home")
+
+
+def _status(env: dict[str, str], home: Path) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "daemon", "status", "--json"], env=env, cwd=home, check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    current: dict[str, Any] = json.loads(done.stdout)
+    return current
 
 
 def _progress_line(current: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ class DemoSizes:
     bootstrap: int = 3_000
     reference: int = 800
     shifted: int = 1_800
+    after: int = 600
     evaluation: int = 500
 
 
@@ -39,23 +40,25 @@ class DemoFiles(NamedTuple):
     bootstrap: Path
     reference: Path
     shifted: Path
+    after: Path
     eval_old: Path
     eval_new: Path
     bad: Path
 
 
 def write_demo_files(folder: Path, sizes: DemoSizes, seed: int = 0) -> DemoFiles:
-    """Sample each period without overlap, every file in time order, plus `bad.jsonl`: one bad record of every
+    """Sample each period without overlap, every file in time order (`after.jsonl`: late-2014 tweets streamed
+    once the new model serves), plus `bad.jsonl`: one bad record of every
     kind and a repeated id, which the daemon rejects with their reasons."""
     tweets = health_tweets()
     rng = random.Random(seed)
     old = [t for t in tweets if t.group in OLD_PERIOD]
     new = [t for t in tweets if t.group in NEW_PERIOD]
     bootstrap, reference, eval_old = _split(old, (sizes.bootstrap, sizes.reference, sizes.evaluation), rng)
-    shifted, eval_new = _split(new, (sizes.shifted, sizes.evaluation), rng)
-    names = ("bootstrap", "reference", "shifted", "eval-old", "eval-new", "bad")
+    shifted, after, eval_new = _split(new, (sizes.shifted, sizes.after, sizes.evaluation), rng)
+    names = ("bootstrap", "reference", "shifted", "after", "eval-old", "eval-new", "bad")
     files = DemoFiles(*(folder / f"{name}.jsonl" for name in names))
-    for path, part in zip(files[:5], (bootstrap, reference, shifted, eval_old, eval_new), strict=True):
+    for path, part in zip(files[:6], (bootstrap, reference, shifted, after, eval_old, eval_new), strict=True):
         path.write_text("".join(json.dumps(tweet.as_record()) + "\n" for tweet in part), encoding="utf-8")
     repeated = json.dumps(shifted[0].as_record()).encode()  # rejected as a duplicate id
     files.bad.write_bytes(b"\n".join([*BAD_RECORDS, repeated]) + b"\n")

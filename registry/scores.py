@@ -32,8 +32,11 @@ def batched_score(true: IntArray, predicted: IntArray, classes: int, metric: Met
     hits = np.bincount((true + offset)[true == predicted], minlength=size).reshape(samples, classes)
     denominator = support + called
     f1 = np.divide(2 * hits, denominator, out=np.zeros(hits.shape), where=denominator > 0)
-    present = denominator > 0  # a class counts when it is true or predicted in the sample (as scikit-learn)
-    return np.asarray(f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1), dtype=np.float64)
+    # Averaged over the classes in the sample's truth, as trainer.metrics does: a class the model says but the
+    # rows never have (a new label, asked about an old episode) is paid for once, by the recall of the rows it
+    # took, not a second time by a zero of its own (scikit-learn's default, which punishes a growing label set).
+    present = support > 0
+    return np.asarray((f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1), dtype=np.float64)
 
 
 def score(labels: Sequence[str], predicted: Sequence[str], metric: Metric) -> float:
