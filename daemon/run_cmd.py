@@ -10,7 +10,6 @@ import click
 from daemon.admin import ask_daemon, daemon_lock
 from daemon.cli import CliState, pass_state
 from daemon.errors import DriftloopError
-from daemon.runtime import Daemon
 from daemon.signals import stop_on_signals
 from daemon.status import collect_status
 from ingest.store import FeedbackStore
@@ -20,6 +19,8 @@ from ingest.store import FeedbackStore
 @pass_state
 def run(state: CliState) -> None:
     """Run the daemon: ingest, drift checks and the admin API, until SIGTERM/SIGINT."""
+    from daemon.runtime import Daemon  # APScheduler and prometheus_client: only when the daemon runs
+
     with stop_on_signals() as stop, daemon_lock(state.settings.home):
         Daemon(state.settings, stop).run()
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+# prometheus_client picks its value store when first imported: BentoML's in-process /metrics needs the
+# multiprocess one, so the directory is set before any test module imports it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="driftloop-prometheus-"))
 
 import pytest
 

@@ -97,7 +97,8 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
             assert 'driftloop_promotions_total{action="approve"} 2.0' in metrics
             assert 'driftloop_training_runs_total{status="submitted"} 2.0' in metrics
             assert "driftloop_feedback_rows 1600.0" in metrics
-            assert 'driftloop_drift_signal{signal="error"}' in metrics
+            assert 'driftloop_drift_threshold{signal="error"} 0.05' in metrics
+            assert f"driftloop_drift_events_total {float(current['drift']['events_stored'])}" in metrics
             assert running.stop() == 0
         chart = tmp_path / "chart.png"
         assert loop.cli(env, "chart", "--out", str(chart), "--window", "100").stdout == f"wrote {chart}\n"

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-# BentoML's /metrics reads Prometheus' multiprocess files; its server sets this directory, in-process tests must.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="driftloop-prometheus-"))
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
