@@ -54,7 +54,7 @@ def read_kafka(
     except BaseException as exc:
         if not isinstance(exc, IngestError):
             log.exception("the Kafka reader failed")
-        _send_last(link, Failed(_picklable(exc)))
+        _send_last(link, Failed(sendable_error(exc)))
     else:
         _send_last(link, Finished())
 
@@ -66,9 +66,10 @@ def _send_last(link: StoreLink, message: Failed | Finished) -> None:
         pass  # the store's process is gone: nobody is left to tell
 
 
-def _picklable(exc: BaseException) -> BaseException:
+def sendable_error(exc: BaseException) -> BaseException:
+    """`exc`, or an IngestError naming it when it would not survive the trip (some need arguments to unpickle)."""
     try:
-        pickle.dumps(exc)
+        pickle.loads(pickle.dumps(exc))
     except Exception:
         return IngestError(f"the Kafka reader failed: {exc!r}")
     return exc

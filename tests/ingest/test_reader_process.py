@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, OffsetOutOfRange
+from ingest.reader import sendable_error
 from ingest.settings import IngestSettings, KafkaSettings
 from tests.conftest import wait_until
 from tests.ingest.kafka_helpers import assignments, good, ingest_in_thread, ingest_process, produce
-
-pytestmark = pytest.mark.kafka
 
 
 def running(pid: int) -> bool:
@@ -32,6 +31,7 @@ def spawned_children(pid: int) -> set[int]:
     return {child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}
 
 
+@pytest.mark.kafka
 def test_a_killed_reader_stops_ingest_with_an_error_that_says_so(
     kafka_settings: KafkaSettings, ingest_settings: IngestSettings, store_path: Path
 ) -> None:
@@ -48,6 +48,7 @@ def test_a_killed_reader_stops_ingest_with_an_error_that_says_so(
     assert "the Kafka reader process ended without a word (exit code -9)" in str(error)
 
 
+@pytest.mark.kafka
 def test_the_reader_of_a_killed_ingest_process_exits(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     produce(kafka_settings, [good(i) for i in range(10)])
     log = tmp_path / "ingest.log"
@@ -59,3 +60,16 @@ def test_the_reader_of_a_killed_ingest_process_exits(kafka_settings: KafkaSettin
         process.send_signal(signal.SIGKILL)
         process.wait()
     wait_until(lambda: not running(reader), 10, "the orphaned reader to exit")
+
+
+class NeedsTwo(Exception):
+    def __init__(self, first: int, second: int) -> None:
+        super().__init__(f"{first} and {second}")
+
+
+def test_an_error_that_cannot_cross_to_the_store_process_is_named_in_an_ingest_error() -> None:
+    stale = OffsetOutOfRange("the offset 9 lies outside the partition")
+    assert sendable_error(stale) is stale
+    replaced = sendable_error(NeedsTwo(1, 2))
+    assert isinstance(replaced, IngestError)
+    assert str(replaced) == "the Kafka reader failed: NeedsTwo('1 and 2')"
