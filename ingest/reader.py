@@ -149,23 +149,31 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._stale_error is not None:
             raise self._stale_error
         batch = _to_batch(polled, polled_at)
-        self._finish_pending()
-        if batch is None:
-            return positioned
-        self.link.send(batch)
-        self._in_flight = True
-        return True
+        written = self._await_written()
+        if batch is not None:
+            self.link.send(batch)
+            self._in_flight = True
+        if written is not None:
+            self._commit_to_kafka(written)  # after the send: the store writes the next batch meanwhile
+        return batch is not None or positioned
 
     def _finish_pending(self) -> None:
-        """Wait for the store to answer the batch in flight, then commit its offsets to Kafka (best effort)."""
+        """Wait for the store to answer the batch in flight, then commit its offsets to Kafka."""
+        written = self._await_written()
+        if written is not None:
+            self._commit_to_kafka(written)
+
+    def _await_written(self) -> BatchResult | None:
+        """The store's answer to the batch in flight; None when none is."""
         if not self._in_flight:
-            return
+            return None
         self._in_flight = False
         result = self.link.written()
         self._stored_offsets.update({partition: offset for (_, partition), offset in result.next_offsets.items()})
-        self._commit_to_kafka(result)
+        return result
 
     def _commit_to_kafka(self, result: BatchResult) -> None:
+        """Best effort: DuckDB holds the offsets; this only keeps the group's lag visible to Kafka tools."""
         assert self._consumer is not None
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in result.next_offsets.items()}
         try:
