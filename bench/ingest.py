@@ -5,7 +5,8 @@ process, or DRIFTLOOP_KAFKA_BOOTSTRAP), then alternates, `--repeats` times each:
   raw:       a kafka-python consumer with the same fetch settings that only decodes each value's JSON;
   driftloop: the ingest loop: check, clean, deduplicate and store rows + offsets in DuckDB transactions.
 Rates count from the first non-empty poll to the last record handled (the group join is excluded from
-both). RSS is sampled during the driftloop runs: "flat" means the last quarter is not above the first.
+both). RSS (the ingest process plus its Kafka reader process) is sampled during the driftloop runs:
+"flat" means the last quarter is not above the first.
 The last line is one JSON object.
 """
 
@@ -34,9 +35,18 @@ from ingest.settings import IngestSettings, KafkaSettings  # noqa: E402
 from ingest.store import FeedbackStore  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def rss_mb(broker_pid: int | None) -> float:
+    """Resident memory of this process and its children but the broker: the ingest and Kafka reader processes."""
+    pids = {os.getpid()} | {
+        int(pid) for path in Path("/proc/self/task").glob("*/children") for pid in path.read_text().split()
+    }
+    total = 0
+    for pid in pids - {broker_pid}:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a process that ended between the listing and the read
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def send(kafka: KafkaSettings, count: int) -> None:
@@ -77,7 +87,9 @@ def raw_rate(kafka: KafkaSettings, ingest: IngestSettings, count: int) -> float:
     return decoded / elapsed
 
 
-def driftloop_rate(kafka: KafkaSettings, ingest: IngestSettings, count: int, rss: list[float]) -> float:
+def driftloop_rate(
+    kafka: KafkaSettings, ingest: IngestSettings, count: int, rss: list[float], broker_pid: int | None
+) -> float:
     group = kafka.model_copy(update={"group_id": f"ingest-{uuid.uuid4().hex[:8]}"})
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as home, FeedbackStore(Path(home) / "bench.duckdb", ingest) as store:
@@ -86,7 +98,7 @@ def driftloop_rate(kafka: KafkaSettings, ingest: IngestSettings, count: int, rss
         def sample() -> None:
             while not stop.wait(0.05):
                 if ingestor.progress.stored:
-                    rss.append(rss_mb())
+                    rss.append(rss_mb(broker_pid))
                 if ingestor.progress.stored + ingestor.progress.rejected >= count:
                     stop.set()
 
@@ -108,6 +120,7 @@ def main() -> None:
     broker = None if external else LocalBroker().start()
     try:
         bootstrap = broker.bootstrap if broker is not None else str(external)
+        broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
         kafka = KafkaSettings(bootstrap=bootstrap, topic=f"bench-{uuid.uuid4().hex[:8]}")
         ingest = IngestSettings()
         ensure_topic(kafka, args.partitions)
@@ -119,7 +132,7 @@ def main() -> None:
         rss: list[float] = []
         for repeat in range(args.repeats):
             raw.append(raw_rate(kafka, ingest, args.records))
-            ours.append(driftloop_rate(kafka, ingest, args.records, rss))
+            ours.append(driftloop_rate(kafka, ingest, args.records, rss, broker_pid))
             print(f"repeat {repeat + 1}: raw {raw[-1]:,.0f}/s  driftloop {ours[-1]:,.0f}/s", flush=True)
     finally:
         if broker is not None:

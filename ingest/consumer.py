@@ -1,35 +1,32 @@
 """The ingest loop: Kafka → checked rows + next offsets in one DuckDB transaction → commit to Kafka.
 
-DuckDB holds the truth about what was consumed: on every assignment the consumer seeks to the offsets
-stored there, so a crash at any moment loses and duplicates nothing. The Kafka commit that follows each
-write only keeps the group's lag visible to Kafka tools.
-
-While DuckDB writes one batch (in a worker thread, outside the GIL) the loop polls the next one.
+The process that owns the store starts a Kafka reader process (reader.py) and writes the batches it sends,
+answering each with the result; the reader commits to Kafka only what the store confirmed, and seeks to
+the stored offsets on every assignment. Two processes, so that polling and writing overlap (link.py).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
-import pyarrow as pa
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, OffsetOutOfRangeError
-from kafka.structs import OffsetAndMetadata
-
-from ingest.errors import BrokerUnavailable, OffsetOutOfRange
-from ingest.kafka_clients import feedback_consumer, with_retries
-from ingest.offsets import stale_offsets
-from ingest.records import INCOMING_SCHEMA
+from ingest.errors import IngestError
+from ingest.link import AskOffsets, Failed, Finished, Lag, Stop, WriteBatch, from_ipc
+from ingest.reader import read_kafka
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import BatchResult, FeedbackStore
 
 log = logging.getLogger(__name__)
+
+# A fresh interpreter for the reader: forking beside the daemon's threads can copy a lock held by one.
+PROCESSES = multiprocessing.get_context("spawn")
+STOP_CHECK_S = 0.1  # how often the loop looks at `stop` while the reader is quiet
+READER_EXIT_S = 30.0  # how long the reader may take to close its Kafka client once told to stop
 
 
 @dataclass
@@ -57,8 +54,11 @@ class IngestProgress:
         return (self.stored + self.rejected) / (self.last_written - self.first_polled)
 
 
-class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Consumes the feedback topic into the store until `stop` is set (or, with `once`, until idle)."""
+class FeedbackIngestor:
+    """Consumes the feedback topic into the store until `stop` is set (or, with `once`, until idle).
+
+    The reader is a spawned process, so a script that runs this needs `if __name__ == "__main__":`.
+    """
 
     def __init__(
         self, kafka: KafkaSettings, ingest: IngestSettings, store: FeedbackStore, stop: threading.Event
@@ -68,192 +68,68 @@ class FeedbackIngestor(ConsumerRebalanceListener):  # type: ignore[misc]
         self.store = store
         self.stop = stop
         self.progress = IngestProgress()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-writer")
-        self._pending: Future[BatchResult] | None = None
-        self._consumer: KafkaConsumer | None = None
-        self._stale_error: OffsetOutOfRange | None = None
-        self._unpositioned: set[TopicPartition] = set()
-        self._stored_offsets: dict[int, int] = {}  # next offset per partition as of the newest stored batch
 
     def run(self, once: bool = False) -> IngestProgress:
-        try:
-            consumer = with_retries(self._connect, "ingest", self.ingest, self.stop)
-        except BrokerUnavailable:
-            log.info("ingest stopped before Kafka answered")
-            return self.progress
-        self._consumer = consumer
-        consumer.subscribe([self.kafka.topic], listener=self)
-        log.info("ingesting %s as %s/%s", self.kafka.topic, self.kafka.group_id, self.kafka.group_instance_id)
-        idle_since = time.monotonic()
-        lag_measured = 0.0
-        try:
-            while not self.stop.is_set():
-                if time.monotonic() - lag_measured >= self.ingest.lag_interval_s:
-                    self._measure_lag(consumer)
-                    lag_measured = time.monotonic()
-                if self._poll_once(consumer):
-                    idle_since = time.monotonic()
-                elif once and consumer.assignment() and time.monotonic() - idle_since >= self.ingest.idle_exit_s:
-                    break
-                elif not consumer.assignment():
-                    idle_since = time.monotonic()
-        finally:
-            self._shutdown(consumer)
-        return self.progress
-
-    def _measure_lag(self, consumer: KafkaConsumer) -> None:
-        """Records each assigned partition holds beyond what DuckDB stored (as the broker reports its end)."""
-        assigned = consumer.assignment()
-        if not assigned:
-            return
-        try:
-            ends: dict[TopicPartition, int] = consumer.end_offsets(list(assigned))
-        except KafkaError as exc:
-            log.debug("end offsets unavailable (%s); lag not updated", exc)
-            return
-        stored = self._stored_offsets
-        self.progress.lag = {tp.partition: max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items()}
-
-    def _connect(self) -> KafkaConsumer:
-        return feedback_consumer(self.kafka, self.ingest)
-
-    def _poll_once(self, consumer: KafkaConsumer) -> bool:
-        """One poll; True when it moved something (a batch, or partitions positioned)."""
-        try:
-            polled = consumer.poll(timeout_ms=self.ingest.poll_timeout_ms, max_records=self.ingest.batch_max_records)
-        except OffsetOutOfRangeError as exc:
-            for tp, offset in (exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}).items():
-                self._restart_stale(tp, offset)
-            polled = {}
-        except KafkaError as exc:
-            log.warning("poll failed (%s); the loop goes on and Kafka retries", exc)
-            self.stop.wait(self.ingest.retry_initial_s)
-            polled = {}
-        if polled and self.progress.first_polled is None:
-            self.progress.first_polled = time.monotonic()
-        positioned = bool(self._unpositioned)
-        if positioned:
-            self._position(consumer)
-        if self._stale_error is not None:
-            raise self._stale_error
-        batch = _to_incoming(polled)
-        self._finish_pending()
-        if batch is None:
-            return positioned
-        incoming, next_offsets = batch
-        self._pending = self._writer.submit(self.store.write_batch, incoming, next_offsets)
-        return True
-
-    def _finish_pending(self) -> None:
-        """Wait for the batch being written, then commit its offsets to Kafka (best effort)."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        result = pending.result()
-        self.progress.add(result)
-        self._stored_offsets.update({partition: offset for (_, partition), offset in result.next_offsets.items()})
-        log.debug("stored %d, rejected %d", result.stored, result.rejected)
-        self._commit_to_kafka(result)
-
-    def _commit_to_kafka(self, result: BatchResult) -> None:
-        assert self._consumer is not None
-        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in result.next_offsets.items()}
-        try:
-            self._consumer.commit(offsets)
-        except KafkaError as exc:
-            log.warning("Kafka commit failed (%s); DuckDB already holds the offsets, so nothing is lost", exc)
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Runs on kafka-python's IO thread, where nothing may block: park the partitions until the loop
-        positions them from DuckDB (see _position)."""
-        assert self._consumer is not None
-        for tp in assigned:
-            self._consumer.seek(tp, 0)
-        self._consumer.pause(*assigned)
-        self._unpositioned |= assigned
-
-    def _position(self, consumer: KafkaConsumer) -> None:
-        """Seek newly assigned partitions to the offsets DuckDB holds, after the write in flight lands."""
-        self._finish_pending()
-        assigned = self._unpositioned & consumer.assignment()
-        self._unpositioned = set()
-        stored = self.store.stored_offsets(self.kafka.topic)
-        self._stored_offsets.update(stored)
-        resume = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
-        stale = stale_offsets(self.kafka, consumer, resume)
-        for tp in sorted(assigned):
-            if tp in stale:
-                self._restart_stale(tp, stale[tp])
-                continue
-            if tp in resume:
-                consumer.seek(tp, resume[tp])
-            else:
-                consumer.seek_to_beginning(tp)
-            consumer.resume(tp)
-        log.info(
-            "assigned partitions %s; resuming at %s",
-            sorted(tp.partition for tp in assigned),
-            {tp.partition: resume.get(tp, "beginning") for tp in sorted(assigned)},
+        """Write what the reader process sends until it finishes; an error that stopped it is raised here."""
+        here, there = PROCESSES.Pipe()
+        levels = {name: logging.getLogger(name).getEffectiveLevel() for name in ("ingest", "kafka")}
+        reader = PROCESSES.Process(
+            target=read_kafka, args=(there, self.kafka, self.ingest, once, levels), name="kafka-reader", daemon=True
         )
-
-    def _restart_stale(self, tp: TopicPartition, offset: int) -> None:
-        """An offset outside the partition: stop (the default) or restart where the policy says."""
-        assert self._consumer is not None
-        policy = self.ingest.offset_out_of_range
-        if policy == "fail":
-            self._stale_error = OffsetOutOfRange(
-                f"the offset {offset} of {tp.topic}[{tp.partition}] lies outside the partition: "
-                "was the topic recreated? Set ingest.offset_out_of_range to 'earliest' or 'latest' to restart there"
-            )
-            return
-        log.error(
-            "the offset %d of %s[%d] lies outside the partition; restarting at the %s offset "
-            "(ingest.offset_out_of_range)",
-            offset,
-            tp.topic,
-            tp.partition,
-            policy,
-        )
-        if policy == "earliest":
-            self._consumer.seek_to_beginning(tp)
-        else:
-            self._consumer.seek_to_end(tp)
-        self._consumer.resume(tp)
-
-    def _shutdown(self, consumer: KafkaConsumer) -> None:
-        log.info("ingest stopping: finishing the batch in flight")
+        reader.start()
+        there.close()
         try:
-            self._finish_pending()
+            self._serve(here, reader)
         finally:
-            self._writer.shutdown(wait=True)
-            consumer.close(autocommit=False)
+            here.close()  # a reader still running sees the pipe close and stops
+            reader.join(READER_EXIT_S)
+            if reader.is_alive():
+                log.warning("the Kafka reader did not stop within %.0f s; killing it", READER_EXIT_S)
+                reader.kill()
+                reader.join()
             log.info(
                 "ingest stopped: %d stored, %d rejected in %d batches",
                 self.progress.stored,
                 self.progress.rejected,
                 self.progress.batches,
             )
+        return self.progress
 
+    def _serve(self, link: Connection, reader: BaseProcess) -> None:
+        asked_to_stop = False
+        while True:
+            try:
+                if self.stop.is_set() and not asked_to_stop:
+                    link.send(Stop())
+                    asked_to_stop = True
+                message = link.recv() if link.poll(STOP_CHECK_S) else None
+                if isinstance(message, Failed | Finished):
+                    break
+                if message is not None:
+                    self._answer(link, message)
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                reader.join(READER_EXIT_S)
+                raise IngestError(
+                    f"the Kafka reader process ended without a word (exit code {reader.exitcode}); "
+                    "the store holds everything up to its last confirmed batch, so a restart resumes there"
+                ) from None
+        if isinstance(message, Failed):
+            raise message.error
 
-def _to_incoming(polled: dict[TopicPartition, list[Any]]) -> tuple[pa.Table, dict[tuple[str, int], int]] | None:
-    """Columns of the polled records and each partition's next offset; None when nothing arrived."""
-    parts = [(tp, records) for tp, records in polled.items() if records]
-    if not parts:
-        return None
-    columns = [
-        pa.array([tp.topic for tp, records in parts for _ in range(len(records))], pa.string()),
-        pa.array([tp.partition for tp, records in parts for _ in range(len(records))], pa.int32()),
-        pa.array([offset for _, records in parts for offset in map(_OFFSET, records)], pa.int64()),
-        pa.array([ts for _, records in parts for ts in map(_TIMESTAMP, records)], pa.int64()),
-        pa.array([value for _, records in parts for value in map(_VALUE, records)], pa.binary()),
-    ]
-    next_offsets = {(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in parts}
-    return pa.Table.from_arrays(columns, schema=INCOMING_SCHEMA), next_offsets
-
-
-_OFFSET = attrgetter("offset")
-_TIMESTAMP = attrgetter("timestamp")
-_VALUE = attrgetter("value")
+    def _answer(self, link: Connection, message: object) -> None:
+        match message:
+            case WriteBatch(incoming=incoming, next_offsets=next_offsets, polled_at=polled_at):
+                if self.progress.first_polled is None:
+                    self.progress.first_polled = polled_at
+                result = self.store.write_batch(from_ipc(incoming), next_offsets)
+                self.progress.add(result)
+                log.debug("stored %d, rejected %d", result.stored, result.rejected)
+                link.send(result)
+            case AskOffsets(topic=topic):
+                link.send(self.store.stored_offsets(topic))
+            case Lag(partitions=partitions):
+                self.progress.lag = partitions
+            case logging.LogRecord():
+                logging.getLogger(message.name).handle(message)
+            case _:
+                raise AssertionError(f"unexpected message from the Kafka reader: {message!r}")

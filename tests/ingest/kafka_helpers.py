@@ -1,8 +1,11 @@
-"""Producing raw values and running the ingestor in a thread, for the Kafka tests."""
+"""Producing raw values and running the ingestor in a thread or as a `driftloop ingest` process, for the Kafka tests."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,3 +67,22 @@ def ingest_in_thread(kafka: KafkaSettings, ingest: IngestSettings, store_path: P
         stop.set()
         running.thread.join(timeout=30)
         store.close()
+
+
+def ingest_process(kafka: KafkaSettings, home: Path, log: Path, once: bool = False) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DRIFTLOOP_HOME": str(home),
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "DRIFTLOOP_KAFKA_TOPIC": kafka.topic,
+        "DRIFTLOOP_KAFKA_GROUP_ID": kafka.group_id,
+        "DRIFTLOOP_INGEST_BATCH_MAX_RECORDS": "300",
+        "DRIFTLOOP_INGEST_IDLE_EXIT_S": "3",
+    }
+    command = [sys.executable, "-m", "daemon", "ingest", *(["--once"] if once else [])]
+    with open(log, "ab") as output:
+        return subprocess.Popen(command, env=env, stdout=output, stderr=output)
+
+
+def assignments(log: Path) -> int:
+    return log.read_text(errors="replace").count("assigned partitions") if log.exists() else 0

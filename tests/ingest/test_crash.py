@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from ingest.kafka_clients import ensure_topic, feedback_producer
 from ingest.settings import KafkaSettings
 from tests.conftest import wait_until
+from tests.ingest.kafka_helpers import assignments, ingest_process
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -57,25 +55,6 @@ def produce_slowly(kafka: KafkaSettings, values: list[bytes], chunk: int, pause_
             time.sleep(pause_s)
     finally:
         producer.close()
-
-
-def ingest_process(kafka: KafkaSettings, home: Path, log: Path, once: bool = False) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DRIFTLOOP_HOME": str(home),
-        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "DRIFTLOOP_KAFKA_TOPIC": kafka.topic,
-        "DRIFTLOOP_KAFKA_GROUP_ID": kafka.group_id,
-        "DRIFTLOOP_INGEST_BATCH_MAX_RECORDS": "300",
-        "DRIFTLOOP_INGEST_IDLE_EXIT_S": "3",
-    }
-    command = [sys.executable, "-m", "daemon", "ingest", *(["--once"] if once else [])]
-    with open(log, "ab") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=output)
-
-
-def assignments(log: Path) -> int:
-    return log.read_text(errors="replace").count("assigned partitions") if log.exists() else 0
 
 
 def test_sigkilled_ingest_stores_every_record_exactly_once(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
