@@ -49,6 +49,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from ingest.datasets import LabelledText, health_tweets, sentiment_domains  # noqa: E402
+from registry.scores import paired_bootstrap  # noqa: E402
 from trainer.data import Row, select_rows  # noqa: E402
 from trainer.evaluate import score_episodes  # noqa: E402
 from trainer.job import Job  # noqa: E402
@@ -168,6 +169,7 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
         },
         "gap_to_oracle_pts": round(100 * (row_of(oracle)[last] - row_of(final)[last]), 2),
         "forgetting_pts": round(100 * max(forgetting["driftloop"].values()), 2),
+        "forgetting_interval_pts": forgetting_intervals(fits["driftloop"]),
         "naive_forgetting_pts": round(100 * max(forgetting["new_window"].values()), 2),
         "throughput_ratio": round(ours / plain, 3),
         "int8": final.report.int8,
@@ -232,6 +234,25 @@ def plain_loop_samples_per_s(settings: TrainerSettings, rows: Sequence[Row], out
     return float(metrics["train_samples_per_second"])
 
 
+def forgetting_intervals(stages: Sequence[Candidate], samples: int = 2000) -> dict[int, list[float]]:
+    """Per earlier episode: [low, point, high], the forgetting of the last stage (best earlier stage's macro-F1
+    minus the last stage's, in points) with its two-sided 95% paired-bootstrap interval over the holdout rows, so
+    a forgetting inside the evaluation noise can be told from a real one."""
+    last = stages[-1]
+    intervals = {}
+    for episode, final in sorted(last.predictions.items()):
+        earlier = [stage for stage in stages[:-1] if episode in stage.predictions]
+        if not earlier:
+            continue
+        best = max(earlier, key=lambda stage: stage.report.episodes[episode].macro_f1).predictions[episode]
+        assert best.ids == final.ids, "every stage evaluates an episode on the same holdout rows, in the same order"
+        lost = paired_bootstrap(final.labels, best.candidate, final.candidate, "macro_f1", samples, 0.975, seed=0)
+        kept = paired_bootstrap(final.labels, final.candidate, best.candidate, "macro_f1", samples, 0.975, seed=0)
+        low, point, high = lost.lower_bound, lost.gain, -kept.lower_bound
+        intervals[episode] = [round(100 * value, 2) for value in (low, point, high)]
+    return intervals
+
+
 def print_tables(name: str, result: dict[str, Any]) -> None:
     """The episode matrix (macro-F1 %, rows: model after each stage; columns: episode holdouts) and the rest."""
     print(f"== {name}: macro-F1 (%) per episode holdout, one row per stage")
@@ -242,6 +263,7 @@ def print_tables(name: str, result: dict[str, Any]) -> None:
     for strategy in ("no_update", "oracle"):
         print(f"{strategy:>11} at the last stage: " + "  ".join(f"E{e}={v:5.1f}" for e, v in matrix[strategy].items()))
     print(f"forgetting per earlier episode (pts): {result['forgetting_per_episode_pts']}")
+    print(f"driftloop's forgetting, [95% low, point, high] pts per episode: {result['forgetting_interval_pts']}")
     print(f"training seconds: {result['train_seconds']}")
     print(f"training samples/s: {result['samples_per_s']}")
 
