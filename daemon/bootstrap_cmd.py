@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pyarrow as pa
 
 from daemon import runs
 from daemon.admin import daemon_running
@@ -24,7 +23,7 @@ from daemon.submission import submit_run
 from daemon.training import follow, launch
 from drift.store import ensure_schema as ensure_drift_schema
 from drift.store import load_monitor, save_monitor
-from ingest.records import INCOMING_SCHEMA
+from ingest.records import incoming_table
 from ingest.store import FeedbackStore
 
 
@@ -91,12 +90,8 @@ def _load(store: FeedbackStore, data_file: Path) -> None:
         return
     numbered = [(number, line) for number, line in enumerate(data_file.read_bytes().splitlines()) if line.strip()]
     now_ms = int(time.time() * 1000)
-    table = pa.Table.from_pydict(
-        {"topic": [topic] * len(numbered), "partition": [0] * len(numbered),
-         "offset": [number for number, _ in numbered], "kafka_ts_ms": [now_ms] * len(numbered),
-         "raw": [line for _, line in numbered]},
-        schema=INCOMING_SCHEMA,
-    )  # fmt: skip
+    table = incoming_table([line for _, line in numbered], topic, offsets=[number for number, _ in numbered],
+                           timestamps_ms=[now_ms] * len(numbered))  # fmt: skip
     result = store.write_batch(table, {})
     click.echo(
         f"stored {result.stored} rows of {data_file} ({result.rejected} rejected: `driftloop feedback rejected`)"

@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from daemon import service_client
 from daemon.cli import CliState, pass_state
 from daemon.demo_data import DemoSizes, write_demo_files
 from daemon.errors import DriftloopError
@@ -83,7 +83,7 @@ def demo(state: CliState, quick: bool) -> None:
         step(env, home, "topic", "create", "--partitions", "1")  # one partition: the stream keeps its order
         step(env, home, "bootstrap", "--data", files.bootstrap.name)
         background.append(start(env, home, "serve"))
-        wait(lambda: _ready(service_url), 180, "the service to load v1")
+        wait(lambda: service_client.ready(service_url), 180, "the service to load v1")
         before = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
                   for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
         daemon = start(env, home, "run")
@@ -198,20 +198,9 @@ def _progress_line(current: dict[str, Any]) -> str:
     return f"{rows}, drift {drift['phase']} ({drift['events']} events), {doing}"
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 def _serving(url: str, sample: Path, version: str) -> bool:
     text = json.loads(sample.read_text().splitlines()[0])["text"]
-    request = urllib.request.Request(f"{url}/predict", json.dumps({"texts": [text]}).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return str(json.loads(answer.read())["source"]).endswith(f":{version}")
+    return str(service_client.predict(url, [text])["source"]).endswith(f":{version}")
 
 
 def _accuracy(output: str) -> float:

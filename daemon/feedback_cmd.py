@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import click
 
+from daemon import service_client
 from daemon.cli import CliState, pass_state
-from daemon.errors import DriftloopError
 from ingest.errors import BadFeedback
 from ingest.kafka_clients import connect_once, feedback_producer
 from ingest.producer import load_file, send_one
@@ -107,7 +104,7 @@ def annotate(file: Path, service: str, out: Path | None) -> None:
     sources, right = set(), 0
     for start in range(0, len(records), ANNOTATE_BATCH):
         batch = records[start : start + ANNOTATE_BATCH]
-        answer = _post(f"{service.rstrip('/')}/predict", {"texts": [record["text"] for record in batch]})
+        answer = service_client.predict(service, [record["text"] for record in batch])
         sources.add(answer["source"])
         for record, prediction in zip(batch, answer["predictions"], strict=True):
             record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]
@@ -116,18 +113,6 @@ def annotate(file: Path, service: str, out: Path | None) -> None:
         out.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     served = ", ".join(sorted(sources))
     click.echo(f"accuracy of {served} on {file.name}: {right / max(len(records), 1):.4f} ({len(records)} records)")
-
-
-def _post(url: str, body: dict[str, object]) -> dict[str, Any]:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        raise DriftloopError(f"{url} answered {exc.code}: {exc.read()[:200]!r}") from None
-    except OSError as exc:
-        raise DriftloopError(f"cannot reach the service at {url} ({exc}); start it with `driftloop serve`") from None
-    return answer
 
 
 @feedback_group.command("stats")

@@ -11,7 +11,7 @@ from daemon.admin import ask_daemon, daemon_lock
 from daemon.cli import CliState, pass_state
 from daemon.errors import DriftloopError
 from daemon.signals import stop_on_signals
-from daemon.status import collect_status
+from daemon.status import collect_status, ensure_schemas
 from ingest.store import FeedbackStore
 
 
@@ -34,6 +34,7 @@ def status(state: CliState, as_json: bool) -> None:
     answer = ask_daemon(settings.home, "status")
     if answer is None:
         with FeedbackStore(settings.store_path, settings.ingest) as store:
+            ensure_schemas(store.con)
             current = collect_status(store.con, settings)
     elif not answer["ok"]:
         raise DriftloopError(f"the daemon could not answer: {answer['error']}")

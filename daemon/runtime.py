@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon.admin import SOCKET_NAME, AdminServer
@@ -80,7 +79,7 @@ class Daemon:
             self.shutdown()
 
     def drift_job(self) -> None:
-        with self._cursor() as con:
+        with self.store.con.cursor() as con:
             check_drift(con, self.settings.drift)
 
     def gate_job(self) -> None:
@@ -89,7 +88,7 @@ class Daemon:
 
     def housekeeping_job(self) -> None:
         """Fold the write-ahead log into the file, so a restart replays little."""
-        with self._cursor() as con:
+        with self.store.con.cursor() as con:
             con.execute("CHECKPOINT")
 
     def operate(self, request: dict[str, Any]) -> Any:
@@ -97,7 +96,7 @@ class Daemon:
             return perform(registry, self.settings.drift, request["operation"], request.get("arguments", {}))
 
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
-        with self._cursor() as con:
+        with self.store.con.cursor() as con:
             status = collect_status(con, self.settings)
         progress = self.ingestor.progress
         status["training"]["active"] = self.training.status()
@@ -138,16 +137,8 @@ class Daemon:
         return production.version, adapter if adapter.is_dir() else stored / "model"
 
     @contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self.store.con.cursor()
-        try:
-            yield con
-        finally:
-            con.close()
-
-    @contextmanager
     def _registry(self) -> Iterator[Registry]:
         from registry.registry import Registry
 
-        with self.registry_lock, self._cursor() as con:
+        with self.registry_lock, self.store.con.cursor() as con:
             yield Registry(con, self.settings.registry, bentoml_home(self.settings))

@@ -13,8 +13,7 @@ from drift.store import load_monitor, stored_events
 
 
 def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
-    """Ingest, drift, training and model figures; the tables they read are created when missing."""
-    ensure_schemas(con)
+    """Ingest, drift, training and model figures, from a store whose tables `ensure_schemas` made."""
     totals = con.execute(
         "SELECT count(*), count(*) FILTER (split = 'holdout'), count(DISTINCT label), max(ingested_at) FROM feedback"
     ).fetchall()[0]

@@ -17,6 +17,7 @@ from trainer.job import JOB_FILE, PROGRESS_FILE, ROWS_FILE, run_dir_for
 from trainer.results import CANDIDATE_FILE, PREDICTIONS_FILE, Candidate, load_candidate
 
 if TYPE_CHECKING:
+    from registry.candidates import Lineage
     from registry.evaluation import Evaluation
     from registry.records import ModelRecord
     from registry.registry import Registry
@@ -88,7 +89,7 @@ def evaluations(candidate: Candidate, production: ModelRecord | None) -> tuple[E
     return candidate_eval, Evaluation(theirs, metrics["latency_ms_p99"], metrics["peak_memory_mb"])
 
 
-def lineage(con: duckdb.DuckDBPyConnection, record: RunRecord, candidate: Candidate) -> Any:
+def lineage(con: duckdb.DuckDBPyConnection, record: RunRecord, candidate: Candidate) -> Lineage:
     from registry.candidates import Lineage
     from registry.records import kafka_ranges_for_rows
 

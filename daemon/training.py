@@ -11,8 +11,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +74,7 @@ def follow(cursor: Cursor, record: RunRecord, process: TrainingProcess, on_event
         status, reason = "interrupted", "the daemon shut down during the run; it is tried again on the next start"
     except TrainingFailed as exc:
         status, reason = "failed", str(exc)
-    with _cursor(cursor) as con:
+    with cursor() as con:
         runs.update_run(con, record.id, status=status, reason=reason)
     log_method = log.info if status == "succeeded" else log.error
     log_method("training run %d %s%s", record.id, status, f": {reason}" if reason else "")
@@ -127,15 +126,6 @@ def _kill_orphan(record: RunRecord) -> bool:
     return True
 
 
-@contextmanager
-def _cursor(cursor: Cursor) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = cursor()
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 class TrainingSupervisor:
     """The daemon's one training slot: `check()` (scheduled) starts a due run; `stop()` interrupts it."""
 
@@ -152,7 +142,7 @@ class TrainingSupervisor:
         with self._lock:
             if self.active is not None:
                 return
-            with _cursor(self.cursor) as con:
+            with self.cursor() as con:
                 plan = runs.next_drift_run(con, self.settings.daemon)
                 if plan is None:
                     return

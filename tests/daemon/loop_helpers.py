@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from daemon.admin import SOCKET_NAME, ask
-from ingest.records import INCOMING_SCHEMA
+from ingest.records import incoming_table
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
 from tests.conftest import wait_until
@@ -118,11 +116,7 @@ def status(env: dict[str, str]) -> dict[str, Any]:
 def store_records(env: dict[str, str], name: str, items: list[dict[str, Any]]) -> None:
     """Write records into the store through its real checks (no daemon may run), as if ingested from `name`."""
     lines = [json.dumps(item).encode() for item in items]
-    table = pa.Table.from_pydict(
-        {"topic": [f"file:{name}"] * len(lines), "partition": [0] * len(lines), "offset": list(range(len(lines))),
-         "kafka_ts_ms": [int(time.time() * 1000)] * len(lines), "raw": lines},
-        schema=INCOMING_SCHEMA,
-    )  # fmt: skip
+    table = incoming_table(lines, f"file:{name}", timestamps_ms=[int(time.time() * 1000)] * len(lines))
     with FeedbackStore(Path(env["DRIFTLOOP_HOME"]) / "driftloop.duckdb", IngestSettings()) as store:
         store.write_batch(table, {})
 

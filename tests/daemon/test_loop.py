@@ -12,20 +12,13 @@ from typing import Any
 
 import pytest
 
+from daemon import service_client
 from ingest.settings import KafkaSettings
 from tests.conftest import wait_until
 from tests.daemon import loop_helpers as loop
 from tests.ingest.kafka_helpers import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
 
 
 class Annotator:
@@ -62,7 +55,7 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
         service = subprocess.Popen([sys.executable, "-m", "daemon", "serve", "--port", str(port)], env=env,
                                    stdout=output, stderr=output)  # fmt: skip
     try:
-        wait_until(lambda: ready(port), 120, "the BentoML service")
+        wait_until(lambda: service_client.ready(f"http://127.0.0.1:{port}"), 120, "the BentoML service")
         served = Annotator(env, tmp_path, port)
         with loop.daemon(env, tmp_path / "daemon.log") as running:
             same, right, source = served(loop.records(0, 300, 1))
