@@ -103,21 +103,23 @@ class DriftMonitor:
                     self.state.reference.add(features, rows.row_id, position, position + consumed)
                 self.state.phase_rows_left -= consumed
                 if self.state.phase_rows_left == 0:
-                    self._next_phase()
+                    self._next_phase(after_row=int(rows.row_id[position + consumed - 1]))
             position += consumed
         self.state.rows_seen += len(rows)
         self.state.last_row_id = int(rows.row_id[-1])
         return events
 
-    def rebaseline(self, cooldown: bool = True) -> None:
-        """Start over (e.g. after a new model went to production): optional cooldown, then a fresh warm-up."""
-        self._enter("cooldown" if cooldown and self.settings.cooldown_rows else "warmup")
+    def rebaseline(self, cooldown: bool = True, after_row: int | None = None) -> None:
+        """Start over (e.g. after a new model went to production): optional cooldown, then a fresh warm-up, from
+        the row after `after_row` (default: after the last row seen)."""
+        phase = "cooldown" if cooldown and self.settings.cooldown_rows else "warmup"
+        self._enter(phase, self.state.last_row_id if after_row is None else after_row)
 
     def start_after(self, row_id: int) -> None:
         """Skip every row up to `row_id` and warm up on the rows after it (e.g. the first model's training set is
         stored, but the reference must be the live traffic the model serves)."""
         self.state.last_row_id = row_id
-        self._enter("warmup")
+        self._enter("warmup", row_id)
 
     def status(self) -> DriftStatus:
         state = self.state
@@ -149,14 +151,15 @@ class DriftMonitor:
             raise DriftStateError("the stored drift state has another format; delete it to start over")
         return cls(settings, state)
 
-    def _next_phase(self) -> None:
+    def _next_phase(self, after_row: int) -> None:
         if self.state.phase == "cooldown":
-            self._enter("warmup")
+            self._enter("warmup", after_row)
         else:
             self.state.reference.freeze()
-            self._enter("monitoring")
+            self._enter("monitoring", after_row)
 
-    def _enter(self, phase: str) -> None:
+    def _enter(self, phase: str, after_row: int | None) -> None:
+        """Start `phase` with the row after `after_row` (None: with the stream's first row)."""
         state = self.state
         state.phase = phase
         state.clear_window()
@@ -168,13 +171,13 @@ class DriftMonitor:
         else:
             state.phase_rows_left = 0
             state.detectors = make_detectors(self.settings)
-        log.info("drift monitor: %s from row %s", phase, state.last_row_id)
+        log.info("drift monitor: %s %s", phase, "from the first row" if after_row is None else f"after row {after_row}")
 
     def _after_event(self, event: DriftEvent) -> None:
         self.state.events += 1
         self.state.last_event_row_id = event.row_id
         log.warning("%s", event.describe())
-        self.rebaseline(cooldown=True)
+        self.rebaseline(cooldown=True, after_row=event.row_id)
 
     def _monitor(self, features: RowFeatures, rows: FeedbackRows, start: int) -> tuple[int, DriftEvent | None]:
         """Process rows[start:] until an event; returns the rows consumed and the event, if any."""

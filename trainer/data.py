@@ -5,6 +5,7 @@ Pure functions over plain rows: the daemon reads them from its store and passes 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -79,7 +80,8 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
     `window`: rows stored since the last run, oldest first; `history`: every earlier row. Training rows are the
     window's train rows plus `settings.replay_size` history train rows balanced over classes (and, within a
     class, over episodes); near-duplicates (of each other, newest first, or of any holdout text) are dropped;
-    the validation split is drawn per class from the training rows. Holdout rows of both are kept for evaluation.
+    the validation split is taken per class from the training rows by a hash of the row id (the same rows in every
+    run). Holdout rows of both are kept for evaluation.
     """
     window_rows, history_rows = list(window), list(history)
     holdout = tuple(row for row in (*history_rows, *window_rows) if row.split == "holdout")
@@ -152,16 +154,19 @@ def _round_robin(groups: Sequence[Sequence[Row]], count: int) -> list[Row]:
 
 
 def split_validation(rows: Sequence[Row], fraction: float, rng: random.Random) -> tuple[list[Row], list[Row]]:
-    """Per class, `fraction` of the rows (at least one where a class has two or more) go to validation."""
+    """Per class, the rows whose id hashes below `fraction` go to validation (at least one, and never all, of a
+    class with two or more rows). Membership depends on the row id alone, so a row that validates one run
+    validates every later run too: no run trains on a row an earlier run validated on, and the replayed rows
+    the parent was trained on never sit in validation, where they would reward memorising them."""
     by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_label[row.label].append(row)
     train: list[Row] = []
     validation: list[Row] = []
     for label in sorted(by_label):
-        members = by_label[label]
-        rng.shuffle(members)
-        count = max(1, round(len(members) * fraction)) if len(members) >= 2 else 0
+        members = sorted(by_label[label], key=lambda row: _unit_hash(row.id))
+        below = sum(1 for row in members if _unit_hash(row.id) < fraction)
+        count = min(max(below, 1), len(members) - 1)
         validation.extend(members[:count])
         train.extend(members[count:])
     if not train or not validation:
@@ -171,3 +176,8 @@ def split_validation(rows: Sequence[Row], fraction: float, rng: random.Random) -
         )
     rng.shuffle(train)
     return train, validation
+
+
+def _unit_hash(row_id: str) -> float:
+    """A number in [0, 1) fixed by the row id (the same in every process and run)."""
+    return int.from_bytes(hashlib.blake2b(row_id.encode(), digest_size=8).digest()) / 2**64

@@ -62,15 +62,25 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainerSettings) -> torch.optim.AdamW:
-    decay: list[torch.nn.Parameter] = []
-    plain: list[torch.nn.Parameter] = []
+    """AdamW: the head (modules_to_save) at `head_learning_rate`, the rest at `learning_rate`; no weight decay on
+    biases and norms. The first group is the body's weights, whose rate the progress reports."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
+        is_head = any(part in settings.modules_to_save for part in name.split("."))
         is_plain = parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-        (plain if is_plain else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+        groups.setdefault((is_head, is_plain), []).append(parameter)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": parameters,
+                "lr": settings.head_learning_rate if is_head else settings.learning_rate,
+                "weight_decay": 0.0 if is_plain else settings.weight_decay,
+            }
+            for (is_head, is_plain), parameters in sorted(groups.items())
+        ]
+    )
 
 
 def warmup_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -103,8 +113,10 @@ def fit(
     labels: Sequence[str],
     report: Report,
     should_stop: ShouldStop,
+    continued: bool = False,
 ) -> FitStats:
-    """Train in place; at the end the model holds the weights of the best validation epoch."""
+    """Train in place; at the end the model holds the weights of the best validation epoch. `continued`: the
+    model starts from a parent's weights (with `decay_toward_parent`, weight decay pulls toward them)."""
     rng = random.Random(settings.seed)
     lengths = [len(window) for window in data.windows.input_ids]
     batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
@@ -116,7 +128,9 @@ def fit(
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     trainable = [p for p in model.parameters() if p.requires_grad]
     pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
     best, best_epoch, best_state, since_best = -1.0, 0, _snapshot(model), 0
+    anchors = decay_anchors(optimizer, best_state, model) if continued and settings.decay_toward_parent else []
     curve: list[float] = []
     losses: list[float] = []
     norms: list[float] = []
@@ -133,13 +147,15 @@ def fit(
             windows_in_group = sum(len(batch) for batch in group)
             total = 0.0
             for batch in group:
-                inputs = collate([data.windows.input_ids[i] for i in batch], pad_id)
-                target = torch.tensor([data.targets[i] for i in batch])
+                padded = collate([data.windows.input_ids[i] for i in batch], pad_id)
+                inputs = {name: tensor.to(device) for name, tensor in padded.items()}
+                target = torch.tensor([data.targets[i] for i in batch], device=device)
                 loss = loss_fn(model(**inputs).logits, target) * (len(batch) / windows_in_group)
                 loss.backward()
                 total += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm))
             optimizer.step()
+            pull_toward_anchors(anchors)
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             busy += time.perf_counter() - started
@@ -174,6 +190,29 @@ def fit(
         loss_curve=tuple(losses),
         grad_norm_curve=tuple(norms),
     )
+
+
+Anchor = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]  # parameter, its starting value, its optimizer group
+
+
+def decay_anchors(
+    optimizer: torch.optim.Optimizer, start: dict[str, torch.Tensor], model: torch.nn.Module
+) -> list[Anchor]:
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    return [
+        (parameter, start[names[id(parameter)]], group)
+        for group in optimizer.param_groups
+        if group["weight_decay"]
+        for parameter in group["params"]
+    ]
+
+
+@torch.no_grad()
+def pull_toward_anchors(anchors: Sequence[Anchor]) -> None:
+    """AdamW's step shrank each weight by lr·wd·w (toward zero); adding lr·wd·anchor makes it lr·wd·(w - anchor),
+    a decay toward the weights the run started from (L2-SP)."""
+    for parameter, anchor, group in anchors:
+        parameter.add_(anchor, alpha=group["lr"] * group["weight_decay"])
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:

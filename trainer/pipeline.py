@@ -41,6 +41,7 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
         tokenizer = load_tokenizer(job.base)
         model, labels = setup_model(settings, job.base, job.parent, data.labels)
         _check_length(model, settings.max_length)
+        model.to(settings.torch_device())
         parent = None
         if job.parent is not None:
             live = Classifier(model.eval(), tokenizer, labels, settings.max_length, settings.stride,
@@ -51,9 +52,9 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
             tokenizer, settings, [r.text for r in data.train], [r.label for r in data.train], labels, validation
         )
         report({"event": "phase", "phase": "fit", "train_windows": len(fit_data.targets), "labels": list(labels)})
-        stats = fit(model, tokenizer, fit_data, settings, labels, report, should_stop)
+        stats = fit(model, tokenizer, fit_data, settings, labels, report, should_stop, continued=job.parent is not None)
         report({"event": "phase", "phase": "evaluate"})
-        save_candidate_model(model, tokenizer, labels, settings, partial)
+        save_candidate_model(model.cpu(), tokenizer, labels, settings, partial)
         int8_dir = partial / "int8" if settings.export_int8 else None
         evaluation, predictions = evaluate(partial / "model", data, parent, settings.latency_samples, int8_dir)
         if evaluation.int8 is not None:

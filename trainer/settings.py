@@ -32,8 +32,20 @@ class TrainerSettings(BaseModel):
     freeze_layers: int = Field(
         0, ge=0, description="method=full: freeze the embeddings and this many of the lowest encoder layers (0: none)."
     )
-    learning_rate: float = Field(2e-3, gt=0.0, description="Peak learning rate (use about 5e-5 with method=full).")
+    learning_rate: float = Field(
+        5e-4, gt=0.0, description="Peak learning rate of the LoRA matrices (method=full: of every weight; use 5e-5)."
+    )
+    head_learning_rate: float = Field(
+        5e-3,
+        gt=0.0,
+        description="Peak learning rate of the modules_to_save (the head: new in a first run, new rows per new label).",
+    )
     weight_decay: float = Field(0.05, ge=0.0, description="AdamW weight decay (not applied to biases and norms).")
+    decay_toward_parent: bool = Field(
+        True,
+        description="A run that continues an adapter decays its weights toward the parent's, not toward zero "
+        "(which would shrink what earlier episodes taught).",
+    )
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of optimizer steps spent warming up.")
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy loss.")
     batch_size: int = Field(8, ge=1, description="Windows per forward pass in training.")
@@ -55,11 +67,19 @@ class TrainerSettings(BaseModel):
         description="Cosine similarity (character 4-grams) at or above which a training row is a near-duplicate.",
     )
     validation_fraction: float = Field(
-        0.1, gt=0.0, lt=0.5, description="Share of the training rows held out (per class) for early stopping."
+        0.1,
+        gt=0.0,
+        lt=0.5,
+        description="Share of the training rows held out (per class, chosen by a hash of the row id, so the same "
+        "rows in every run) for early stopping.",
     )
     eval_batch_size: int = Field(64, ge=1, description="Windows per forward pass in validation and prediction.")
     seed: int = Field(42, description="Seed of sampling, initialisation, dropout and shuffling.")
     torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the training process.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where training runs: auto takes the GPU when torch sees one (evaluation and serving run on CPU).",
+    )
     log_every_steps: int = Field(10, ge=1, description="Report progress every this many optimizer steps.")
     latency_samples: int = Field(50, ge=1, description="Single-text predictions timed for the latency percentiles.")
     export_int8: bool = Field(False, description="Also export an INT8 dynamically quantized copy of the model.")
@@ -74,6 +94,16 @@ class TrainerSettings(BaseModel):
                 f"trainer.stride={self.stride} must be smaller than trainer.max_length - 2 = {self.max_length - 2}"
             )
         return self
+
+    def torch_device(self) -> str:
+        """The device training runs on; `cuda` without a GPU is a one-line error naming the fix."""
+        import torch
+
+        if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
+            return "cpu"
+        if not torch.cuda.is_available():
+            raise ValueError("trainer.device=cuda but torch sees no GPU; set trainer.device to auto or cpu")
+        return "cuda"
 
     def base_model_path(self) -> Path:
         """The base model directory, resolving the default to the packaged MiniLM-L6."""

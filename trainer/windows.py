@@ -56,10 +56,11 @@ def window_logits(model: torch.nn.Module, windows: Windows, batch_size: int, pad
     """Logits of every window (in window order), batched by length to pad little."""
     order = sorted(range(len(windows.input_ids)), key=lambda i: len(windows.input_ids[i]))
     outputs: list[torch.Tensor] = []
+    device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         batch = collate([windows.input_ids[i] for i in chunk], pad_id)
-        outputs.append(model(**batch).logits.float())
+        outputs.append(model(**{name: t.to(device) for name, t in batch.items()}).logits.float().cpu())
     logits = torch.cat(outputs)
     result = torch.empty_like(logits)
     result[torch.tensor(order)] = logits

@@ -73,6 +73,7 @@ def environment(home: Path, base: Path, kafka: KafkaSettings, **extra: str) -> d
         "TRAINER_BATCH_SIZE": "16",
         "TRAINER_GRAD_ACCUMULATION": "1",
         "TRAINER_LEARNING_RATE": "0.03",
+        "TRAINER_HEAD_LEARNING_RATE": "0.03",
         "TRAINER_MAX_EPOCHS": "6",
         "TRAINER_REPLAY_SIZE": "300",
         "TRAINER_TORCH_THREADS": "1",

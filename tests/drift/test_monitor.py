@@ -135,3 +135,19 @@ def test_start_after_skips_the_training_set_and_takes_the_reference_from_later_r
     status = monitor.status()
     assert (status.phase, status.rows_seen) == ("monitoring", 2_000)
     assert status.reference_rows == (1_000, 2_999)
+
+
+def test_every_phase_change_is_logged_with_the_row_it_follows(caplog: pytest.LogCaptureFixture) -> None:
+    rows = synthetic_stream("abrupt", 12_000, (6_000,), seed=1).rows
+    monitor = DriftMonitor(DriftSettings(warmup_rows=2_000, cooldown_rows=1_000))
+    caplog.set_level("INFO", logger="drift.monitor")
+
+    (event,) = monitor.update(rows)
+
+    phases = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drift monitor:")]
+    assert phases == [
+        "drift monitor: monitoring after row 1999",
+        f"drift monitor: cooldown after row {event.row_id}",
+        f"drift monitor: warmup after row {event.row_id + 1_000}",
+        f"drift monitor: monitoring after row {event.row_id + 3_000}",
+    ]

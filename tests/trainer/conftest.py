@@ -31,6 +31,7 @@ def settings_for(base: Path, **changes: object) -> TrainerSettings:
         "batch_size": 8,
         "grad_accumulation": 1,
         "learning_rate": 3e-2,
+        "head_learning_rate": 3e-2,
         "max_epochs": 5,
         "replay_size": 40,
         "torch_threads": 1,

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from tests.trainer.conftest import make_rows, settings_for
 from trainer.data import TrainingData, select_rows
+from trainer.fit import make_optimizer, pull_toward_anchors
 from trainer.job import Job
 from trainer.metrics import score
 from trainer.model import load_classifier_model, read_labels, setup_model
@@ -158,3 +159,37 @@ def test_full_fine_tune_with_frozen_layers_and_int8_export(tmp_path: Path, tiny_
     assert int8.int8_bytes < int8.fp32_bytes
     quantized = predict(candidate.path / "int8", ["w1 w2 w3"])
     assert quantized[0].label in FIRST
+
+
+def test_the_head_learns_at_its_own_rate_and_norms_and_biases_are_not_decayed(tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, learning_rate=1e-4, head_learning_rate=3e-3, weight_decay=0.05)
+    model, _ = setup_model(settings, tiny_base, None, ["alpha", "beta"])
+    by_parameter = {id(p): group for group in make_optimizer(model, settings).param_groups for p in group["params"]}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        group = by_parameter[id(parameter)]
+        assert group["lr"] == (3e-3 if "classifier" in name else 1e-4), name
+        assert group["weight_decay"] == (0.0 if parameter.ndim < 2 else 0.05), name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_training_on_cuda_without_a_gpu_is_refused_with_the_fix(tiny_base: Path) -> None:
+    assert settings_for(tiny_base, device="auto").torch_device() == "cpu"
+    with pytest.raises(ValueError, match="trainer.device=cuda but torch sees no GPU; set trainer.device to auto"):
+        settings_for(tiny_base, device="cuda").torch_device()
+
+
+def test_decay_toward_the_parent_keeps_parent_weights_where_plain_decay_shrinks_them() -> None:
+    start = torch.full((2, 2), 3.0)
+    anchored = torch.nn.Parameter(start.clone())
+    plain = torch.nn.Parameter(start.clone())
+    optimizer = torch.optim.AdamW([{"params": [anchored, plain], "lr": 0.1, "weight_decay": 0.5}])
+    anchors = [(anchored, start, optimizer.param_groups[0])]
+    anchored.grad, plain.grad = torch.zeros_like(start), torch.zeros_like(start)
+
+    optimizer.step()
+    pull_toward_anchors(anchors)
+
+    assert torch.equal(anchored.detach(), start)
+    assert torch.allclose(plain.detach(), start * (1 - 0.1 * 0.5))
