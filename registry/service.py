@@ -54,7 +54,8 @@ class DriftloopService:
     def __init__(self) -> None:
         config, self.sink = service_config.current()
         self.settings = config.registry
-        torch.set_num_threads(self.settings.torch_threads)
+        settings = self.settings
+        torch.set_num_threads(settings.int8_torch_threads if settings.int8 else settings.torch_threads)
         self.metrics = service_metrics()
         self.slot: ModelSlot[Classifier] = ModelSlot(
             ModelStore(config.bentoml_home),

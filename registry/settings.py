@@ -78,6 +78,12 @@ class RegistrySettings(BaseModel):
     )
     predict_batch_size: int = Field(32, ge=1, description="Windows per forward pass when the service predicts.")
     torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the service process.")
+    int8_torch_threads: int = Field(
+        1,
+        ge=1,
+        description="CPU threads torch may use when serving INT8 (its many small element-wise steps lose more to "
+        "thread hand-offs than they gain: 128 tokens took 31-37 ms p50 with 2 threads, 12 ms with 1, on 2 cores).",
+    )
     host: str = Field("127.0.0.1", description="`driftloop serve`: address the HTTP server listens on.")
     port: int = Field(3000, ge=1, le=65535, description="`driftloop serve`: port the HTTP server listens on.")
 
