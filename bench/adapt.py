@@ -110,6 +110,20 @@ def sentiment(size: Size, seed: int) -> list[list[Row]]:
     return sample_episodes(snippets, {domain: i for i, domain in enumerate(order)}, size, seed)
 
 
+def bench_settings(size: Size, seed: int, **changes: Any) -> TrainerSettings:
+    """The defaults, except what the docstring names (epochs of the subsample, no gradient accumulation)."""
+    fixed = {"max_epochs": size.epochs, "grad_accumulation": 1, "torch_threads": 2, "latency_samples": 20,
+             "log_every_steps": 50, "seed": seed}  # fmt: skip
+    return TrainerSettings(**(fixed | changes))
+
+
+def oracle_settings(settings: TrainerSettings) -> TrainerSettings:
+    """The oracle: a full fine-tune of the base at 5e-5 (head included), on every row so far, so no replay."""
+    return settings.model_copy(
+        update={"method": "full", "learning_rate": 5e-5, "head_learning_rate": 5e-5, "replay_size": 0}
+    )
+
+
 def run(settings: TrainerSettings, window: list[Row], history: list[Row], parent: Path | None, out: Path) -> Candidate:
     data = select_rows(window, history, settings)
     _TRAIN_ROWS[out] = data.train
@@ -141,10 +155,9 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
             matrices[strategy].append(row_of(candidate))
             fits[strategy].append(candidate)
             log(f"{name} stage {stage} {strategy}: {fmt(row_of(candidate))}")
-    full = settings.model_copy(
-        update={"method": "full", "learning_rate": 5e-5, "head_learning_rate": 5e-5, "replay_size": 0}
+    oracle = run(
+        oracle_settings(settings), [row for rows in episodes for row in rows], [], None, work / f"{name}-oracle"
     )
-    oracle = run(full, [row for rows in episodes for row in rows], [], None, work / f"{name}-oracle")
     baseline = load_classifier(first.model_dir)
     by_episode: dict[int, tuple[Row, ...]] = {}
     for row in holdouts(episodes):
@@ -288,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     size = QUICK if args.quick else FULL
-    settings = TrainerSettings(max_epochs=size.epochs, grad_accumulation=1, torch_threads=2,
-                               latency_samples=20, log_every_steps=50, seed=args.seed)  # fmt: skip
+    settings = bench_settings(size, args.seed)
     torch.set_num_threads(settings.torch_threads)
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}

@@ -28,9 +28,8 @@ from typing import Any
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.adapt import FULL, Size, health_news, row_of, run, sentiment  # noqa: E402
+from bench.adapt import FULL, Size, bench_settings, health_news, oracle_settings, row_of, run, sentiment  # noqa: E402
 from trainer.metrics import matrix_forgetting  # noqa: E402
-from trainer.settings import TrainerSettings  # noqa: E402
 
 SCENARIOS = {"health_news": health_news, "sentiment_domains": sentiment}
 Task = tuple[str, int, str, dict[str, Any], Size, Path]  # scenario, seed, setting (or "oracle"), changes, size, work
@@ -40,16 +39,13 @@ def run_task(task: Task) -> dict[str, Any]:
     import torch
 
     scenario, seed, name, changes, size, work = task
-    settings = TrainerSettings(**({"max_epochs": size.epochs, "grad_accumulation": 1, "torch_threads": 2,
-                                   "latency_samples": 5, "log_every_steps": 1000, "seed": seed} | changes))  # fmt: skip
+    settings = bench_settings(size, seed, **changes)
     torch.set_num_threads(settings.torch_threads)
     episodes = SCENARIOS[scenario](size, seed)
     out = work / f"{scenario}-{seed}-{name}"
     started = time.perf_counter()
     if name == "oracle":
-        full = settings.model_copy(update={"method": "full", "learning_rate": 5e-5, "head_learning_rate": 5e-5,
-                                           "replay_size": 0})  # fmt: skip
-        matrix = [row_of(run(full, [row for rows in episodes for row in rows], [], None, out))]
+        matrix = [row_of(run(oracle_settings(settings), [row for rows in episodes for row in rows], [], None, out))]
     else:
         matrix, parent = [], None
         for stage, window in enumerate(episodes):

@@ -53,8 +53,7 @@ def _error(status: int, message: str) -> dict[str, Any]:
 class DriftloopService:
     def __init__(self) -> None:
         config, self.sink = service_config.current()
-        self.settings = config.registry
-        settings = self.settings
+        self.settings = settings = config.registry
         torch.set_num_threads(settings.int8_torch_threads if settings.int8 else settings.torch_threads)
         self.metrics = service_metrics()
         self.slot: ModelSlot[Classifier] = ModelSlot(

@@ -164,11 +164,11 @@ def split_validation(rows: Sequence[Row], fraction: float, rng: random.Random) -
     train: list[Row] = []
     validation: list[Row] = []
     for label in sorted(by_label):
-        members = sorted(by_label[label], key=lambda row: _unit_hash(row.id))
-        below = sum(1 for row in members if _unit_hash(row.id) < fraction)
-        count = min(max(below, 1), len(members) - 1)
-        validation.extend(members[:count])
-        train.extend(members[count:])
+        ranked = sorted(((_unit_hash(row.id), row) for row in by_label[label]), key=lambda pair: pair[0])
+        below = sum(1 for value, _ in ranked if value < fraction)
+        count = min(max(below, 1), len(ranked) - 1)
+        validation.extend(row for _, row in ranked[:count])
+        train.extend(row for _, row in ranked[count:])
     if not train or not validation:
         raise BadTrainingData(
             f"{len(rows)} training rows cannot give both a training and a validation split; "

@@ -130,7 +130,7 @@ def fit(
     pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     best, best_epoch, best_state, since_best = -1.0, 0, _snapshot(model), 0
-    anchors = decay_anchors(optimizer, best_state, model) if continued and settings.decay_toward_parent else []
+    anchors = decay_anchors(optimizer) if continued and settings.decay_toward_parent else []
     curve: list[float] = []
     losses: list[float] = []
     norms: list[float] = []
@@ -147,8 +147,7 @@ def fit(
             windows_in_group = sum(len(batch) for batch in group)
             total = 0.0
             for batch in group:
-                padded = collate([data.windows.input_ids[i] for i in batch], pad_id)
-                inputs = {name: tensor.to(device) for name, tensor in padded.items()}
+                inputs = collate([data.windows.input_ids[i] for i in batch], pad_id, device)
                 target = torch.tensor([data.targets[i] for i in batch], device=device)
                 loss = loss_fn(model(**inputs).logits, target) * (len(batch) / windows_in_group)
                 loss.backward()
@@ -195,12 +194,10 @@ def fit(
 Anchor = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]  # parameter, its starting value, its optimizer group
 
 
-def decay_anchors(
-    optimizer: torch.optim.Optimizer, start: dict[str, torch.Tensor], model: torch.nn.Module
-) -> list[Anchor]:
-    names = {id(parameter): name for name, parameter in model.named_parameters()}
+def decay_anchors(optimizer: torch.optim.Optimizer) -> list[Anchor]:
+    """Every decayed parameter with a copy of its value now (the start of the run) and its group."""
     return [
-        (parameter, start[names[id(parameter)]], group)
+        (parameter, parameter.detach().clone(), group)
         for group in optimizer.param_groups
         if group["weight_decay"]
         for parameter in group["params"]

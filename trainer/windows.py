@@ -40,15 +40,15 @@ def make_windows(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_l
     return Windows(input_ids=ids, owner=owner, texts=len(texts))
 
 
-def collate(windows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad a batch of windows to its longest one."""
+def collate(windows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad a batch of windows to its longest one (built on CPU, then moved to `device` in one copy each)."""
     width = max(len(window) for window in windows)
     input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(windows), width), dtype=torch.long)
     for row, window in enumerate(windows):
         input_ids[row, : len(window)] = torch.tensor(window, dtype=torch.long)
         attention[row, : len(window)] = 1
-    return {"input_ids": input_ids, "attention_mask": attention}
+    return {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
 
 
 @torch.inference_mode()
@@ -59,8 +59,8 @@ def window_logits(model: torch.nn.Module, windows: Windows, batch_size: int, pad
     device = next(model.parameters()).device
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        batch = collate([windows.input_ids[i] for i in chunk], pad_id)
-        outputs.append(model(**{name: t.to(device) for name, t in batch.items()}).logits.float().cpu())
+        batch = collate([windows.input_ids[i] for i in chunk], pad_id, device)
+        outputs.append(model(**batch).logits.float().cpu())
     logits = torch.cat(outputs)
     result = torch.empty_like(logits)
     result[torch.tensor(order)] = logits
