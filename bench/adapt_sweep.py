@@ -5,7 +5,8 @@ seed to seed (the subsample and the training order), as much as the targets them
 this: for every scenario and seed (the seed draws the subsample and seeds training, as in adapt.py) it runs the
 oracle once and each named setting's stage chain (stage 0 fresh, then every later episode continued from the
 previous stage's adapter with replay), in parallel worker processes, appends one JSON line per run to
-`--out` and prints, per setting, the mean and worst gap to the oracle and forgetting over the seeds.
+`--out` (runs already there are not repeated, so a sweep resumes and new settings reuse the oracles) and prints,
+per setting, the mean and worst gap to the oracle and forgetting over the seeds.
 
     .venv/bin/python bench/adapt_sweep.py --seeds 7 8 9 --setting default='{}' --setting slow='{"learning_rate": 5e-4}'
 
@@ -30,6 +31,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 from bench.adapt import FULL, Size, bench_settings, health_news, oracle_settings, row_of, run, sentiment  # noqa: E402
 from trainer.metrics import matrix_forgetting  # noqa: E402
+from trainer.settings import TrainerSettings  # noqa: E402
 
 SCENARIOS = {"health_news": health_news, "sentiment_domains": sentiment}
 Task = tuple[str, int, str, dict[str, Any], Size, Path]  # scenario, seed, setting (or "oracle"), changes, size, work
@@ -39,13 +41,13 @@ def run_task(task: Task) -> dict[str, Any]:
     import torch
 
     scenario, seed, name, changes, size, work = task
-    settings = bench_settings(size, seed, **changes)
+    settings = task_settings(task)
     torch.set_num_threads(settings.torch_threads)
     episodes = SCENARIOS[scenario](size, seed)
     out = work / f"{scenario}-{seed}-{name}"
     started = time.perf_counter()
     if name == "oracle":
-        matrix = [row_of(run(oracle_settings(settings), [row for rows in episodes for row in rows], [], None, out))]
+        matrix = [row_of(run(settings, [row for rows in episodes for row in rows], [], None, out))]
     else:
         matrix, parent = [], None
         for stage, window in enumerate(episodes):
@@ -53,8 +55,38 @@ def run_task(task: Task) -> dict[str, Any]:
             candidate = run(settings, window, history, parent, out / f"stage{stage}")
             matrix.append(row_of(candidate))
             parent = candidate.adapter_dir
-    return {"scenario": scenario, "seed": seed, "setting": name, "changes": changes, "matrix": matrix,
+    return {"scenario": scenario, "seed": seed, "setting": name, "changes": changes,
+            "settings": settings.model_dump(mode="json"), "matrix": matrix,
             "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def task_settings(task: Task) -> TrainerSettings:
+    """The settings a task trains with (the oracle's for the oracle)."""
+    _, seed, name, changes, size, _ = task
+    settings = bench_settings(size, seed, **changes)
+    return oracle_settings(settings) if name == "oracle" else settings
+
+
+def pending(tasks: list[Task], results: list[dict[str, Any]]) -> list[Task]:
+    """The tasks no earlier result ran with the same effective settings."""
+    done = {run_key(r["scenario"], r["seed"], r["setting"], r.get("settings")) for r in results}
+    return [task for task in tasks if run_key(*task[:3], task_settings(task).model_dump(mode="json")) not in done]
+
+
+def run_key(scenario: str, seed: int, name: str, settings: dict[str, Any] | None) -> str:
+    """What makes two runs the same: scenario, seed, setting name and every effective setting (so a run made
+    before a default changed is not taken for one with the new default)."""
+    return json.dumps([scenario, seed, name, settings], sort_keys=True)
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The runs an earlier sweep appended to `path` (none if it does not exist)."""
+    if not path.exists():
+        return []
+    results = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for result in results:
+        result["matrix"] = [{int(episode): score for episode, score in row.items()} for row in result["matrix"]]
+    return results
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -104,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("TRAIN", "HOLDOUT", "EPOCHS"),
         help="subsample per episode (default: adapt.py's)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="runs side by side (each uses 2 CPU threads)")
+    parser.add_argument("--workers", type=int, default=1, help="runs side by side")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads of each run")
     parser.add_argument("--work", type=Path, required=True, help="where the candidates go")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, one per run (appended)")
     args = parser.parse_args(argv)
@@ -113,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     tasks: list[Task] = []
     for scenario in args.scenario or sorted(SCENARIOS):
         for seed in args.seeds:
-            tasks.append((scenario, seed, "oracle", {"device": args.device}, size, args.work))
+            common = {"device": args.device, "torch_threads": args.threads}
+            tasks.append((scenario, seed, "oracle", common, size, args.work))
             for name, changes in settings.items():
-                tasks.append((scenario, seed, name, json.loads(changes) | {"device": args.device}, size, args.work))
-    results = []
+                tasks.append((scenario, seed, name, json.loads(changes) | common, size, args.work))
+    results = read_results(args.out)
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for result in pool.imap_unordered(run_task, tasks):
+        for result in pool.imap_unordered(run_task, pending(tasks, results)):
             results.append(result)
             with args.out.open("a") as out:
                 out.write(json.dumps(result) + "\n")

@@ -39,6 +39,7 @@ class TrainingData:
     """The rows of one run, ready for `trainer.train`."""
 
     train: tuple[Row, ...]
+    train_weights: tuple[float, ...]  # loss weight of each training row
     validation: tuple[Row, ...]
     holdout: tuple[Row, ...]
     new_rows: int
@@ -96,12 +97,15 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
     kept = [row for row, drop in zip(candidates, dropped, strict=True) if not drop]
     dedup_seconds = time.perf_counter() - started
     train, validation = split_validation(kept, settings.validation_fraction, rng)
+    new_ids = {row.id for row in new}
+    weights = loss_weights([row.id in new_ids for row in train], settings.new_window_share)
     log.info(
         "selected %d new + %d replay rows, dropped %d near-duplicates in %.2fs, %d for validation",
         len(new), len(replay), sum(dropped), dedup_seconds, len(validation),
     )  # fmt: skip
     return TrainingData(
         train=tuple(train),
+        train_weights=weights,
         validation=tuple(validation),
         holdout=holdout,
         new_rows=len(new),
@@ -109,6 +113,15 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
         duplicates_dropped=sum(dropped),
         dedup_seconds=dedup_seconds,
     )
+
+
+def loss_weights(is_new: Sequence[bool], new_share: float) -> tuple[float, ...]:
+    """Per training row, the weight that gives the new rows at least `new_share` of the loss (mean weight 1)."""
+    total, new = len(is_new), sum(is_new)
+    if new == 0 or new == total or new >= new_share * total:
+        return (1.0,) * total
+    new_weight, old_weight = new_share * total / new, (1 - new_share) * total / (total - new)
+    return tuple(new_weight if flag else old_weight for flag in is_new)
 
 
 def replay_sample(pool: Sequence[Row], size: int, rng: random.Random) -> list[Row]:

@@ -30,6 +30,7 @@ GROUP = 50  # batches whose windows are sorted by length together
 class FitData:
     windows: Windows
     targets: tuple[int, ...]  # one class index per window
+    weights: tuple[float, ...]  # the loss weight of each window (its row's)
     validation_texts: tuple[str, ...]
     validation_labels: tuple[str, ...]
 
@@ -41,11 +42,14 @@ def prepare(
     labels: Sequence[str],
     label_order: Sequence[str],
     validation: tuple[Sequence[str], Sequence[str]],
+    weights: Sequence[float] | None = None,
 ) -> FitData:
+    """Windows and targets of the training texts; `weights`: each text's loss weight (default 1)."""
     index = {label: i for i, label in enumerate(label_order)}
     windows = make_windows(tokenizer, texts, settings.max_length, settings.stride)
     targets = tuple(index[labels[owner]] for owner in windows.owner)
-    return FitData(windows, targets, tuple(validation[0]), tuple(validation[1]))
+    per_window = tuple(1.0 if weights is None else weights[owner] for owner in windows.owner)
+    return FitData(windows, targets, per_window, tuple(validation[0]), tuple(validation[1]))
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -125,7 +129,7 @@ def fit(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_linear(steps_per_epoch * settings.max_epochs, settings.warmup_ratio)
     )
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing, reduction="none")
     trainable = [p for p in model.parameters() if p.requires_grad]
     pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
@@ -149,7 +153,8 @@ def fit(
             for batch in group:
                 inputs = collate([data.windows.input_ids[i] for i in batch], pad_id, device)
                 target = torch.tensor([data.targets[i] for i in batch], device=device)
-                loss = loss_fn(model(**inputs).logits, target) * (len(batch) / windows_in_group)
+                weight = torch.tensor([data.weights[i] for i in batch], device=device)
+                loss = (loss_fn(model(**inputs).logits, target) * weight).sum() / windows_in_group
                 loss.backward()
                 total += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm))

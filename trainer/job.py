@@ -44,7 +44,9 @@ def write_job(run_dir: Path, job: Job) -> None:
     }
     (run_dir / JOB_FILE).write_text(json.dumps(header, indent=1))
     with open(run_dir / ROWS_FILE, "w", encoding="utf-8") as out:
-        for part, rows in (("train", data.train), ("validation", data.validation), ("holdout", data.holdout)):
+        for row, weight in zip(data.train, data.train_weights, strict=True):
+            out.write(json.dumps({"part": "train", "weight": weight, **asdict(row)}) + "\n")
+        for part, rows in (("validation", data.validation), ("holdout", data.holdout)):
             for row in rows:
                 out.write(json.dumps({"part": part, **asdict(row)}) + "\n")
 
@@ -52,12 +54,16 @@ def write_job(run_dir: Path, job: Job) -> None:
 def read_job(run_dir: Path) -> Job:
     header = json.loads((run_dir / JOB_FILE).read_text())
     parts: dict[str, list[Row]] = {"train": [], "validation": [], "holdout": []}
+    weights: list[float] = []
     with open(run_dir / ROWS_FILE, encoding="utf-8") as lines:
         for line in lines:
             item = json.loads(line)
+            if "weight" in item:
+                weights.append(item.pop("weight"))
             parts[item.pop("part")].append(Row(**item))
     data = TrainingData(
         train=tuple(parts["train"]),
+        train_weights=tuple(weights),
         validation=tuple(parts["validation"]),
         holdout=tuple(parts["holdout"]),
         new_rows=header["new_rows"],

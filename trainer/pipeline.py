@@ -48,9 +48,8 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
                               settings.eval_batch_size)  # fmt: skip
             parent = predict_episodes(live, data.holdout_by_episode(), allowed=len(read_labels(job.parent)))
         validation = ([row.text for row in data.validation], [row.label for row in data.validation])
-        fit_data = prepare(
-            tokenizer, settings, [r.text for r in data.train], [r.label for r in data.train], labels, validation
-        )
+        texts, targets = [r.text for r in data.train], [r.label for r in data.train]
+        fit_data = prepare(tokenizer, settings, texts, targets, labels, validation, data.train_weights)
         report({"event": "phase", "phase": "fit", "train_windows": len(fit_data.targets), "labels": list(labels)})
         stats = fit(model, tokenizer, fit_data, settings, labels, report, should_stop, continued=job.parent is not None)
         report({"event": "phase", "phase": "evaluate"})

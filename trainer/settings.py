@@ -60,6 +60,13 @@ class TrainerSettings(BaseModel):
     replay_size: int = Field(
         2000, ge=0, description="Rows of earlier episodes replayed with the new window, balanced over classes."
     )
+    new_window_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Smallest share of the training loss carried by the new window's rows: when replayed rows "
+        "outnumber them, new rows weigh more and replayed rows less (the mean weight stays 1); 0: all rows alike.",
+    )
     dedup_threshold: float = Field(
         0.85,
         gt=0.0,

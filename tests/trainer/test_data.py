@@ -93,3 +93,25 @@ def test_rows_from_columns() -> None:
     assert rows == [Row("1", "t", "a", 3, "holdout")]
     with pytest.raises(BadTrainingData, match="missing"):
         rows_from_columns({"id": ["1"]})
+
+
+def test_replayed_rows_outnumbering_the_window_weigh_less_so_the_window_carries_its_share() -> None:
+    history = make_rows(("alpha", "beta"), 150, 0)
+    window = make_rows(("alpha", "beta"), 50, 1)
+    data = select_rows(window, history, settings_for(BASE, new_window_share=0.5, replay_size=300, dedup_threshold=1.0))
+    new = [w for row, w in zip(data.train, data.train_weights, strict=True) if row.episode == 1]
+    old = [w for row, w in zip(data.train, data.train_weights, strict=True) if row.episode == 0]
+    assert len(set(new)) == 1
+    assert len(set(old)) == 1
+    assert new[0] > 1 > old[0]
+    assert sum(new) == pytest.approx(sum(old))
+    assert sum(data.train_weights) == pytest.approx(len(data.train))
+
+
+@pytest.mark.parametrize(("share", "history_rows"), [(0.0, 150), (0.5, 20), (0.5, 0)])
+def test_rows_weigh_alike_without_a_share_or_when_the_window_already_carries_it(share: float, history_rows: int
+                                                                                ) -> None:  # fmt: skip
+    history = make_rows(("alpha", "beta"), history_rows, 0)
+    data = select_rows(make_rows(("alpha", "beta"), 50, 1), history,
+                       settings_for(BASE, new_window_share=share, replay_size=300, dedup_threshold=1.0))  # fmt: skip
+    assert set(data.train_weights) == {1.0}

@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 
 from tests.trainer.conftest import make_rows, settings_for
 from trainer.data import TrainingData, select_rows
-from trainer.fit import make_optimizer, pull_toward_anchors
-from trainer.job import Job
+from trainer.fit import make_optimizer, prepare, pull_toward_anchors
+from trainer.job import Job, read_job, write_job
 from trainer.metrics import score
-from trainer.model import load_classifier_model, read_labels, setup_model
+from trainer.model import load_classifier_model, load_tokenizer, read_labels, setup_model
 from trainer.pipeline import run_job
 from trainer.predict import load_classifier, logits, predict
 from trainer.results import PREDICTIONS_FILE, Candidate, load_candidate
@@ -193,3 +193,21 @@ def test_decay_toward_the_parent_keeps_parent_weights_where_plain_decay_shrinks_
 
     assert torch.equal(anchored.detach(), start)
     assert torch.allclose(plain.detach(), start * (1 - 0.1 * 0.5))
+
+
+def test_every_window_of_a_text_carries_the_text_weight(tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, max_length=16, stride=4)
+    texts = [" ".join(f"w{i}" for i in range(40)), "w1 w2"]
+    data = prepare(load_tokenizer(tiny_base), settings, texts, ["alpha", "beta"], ["alpha", "beta"], ([], []),
+                   [2.0, 0.5])  # fmt: skip
+    long_windows = data.windows.owner.count(0)
+    assert long_windows > 1
+    assert data.weights == (2.0,) * long_windows + (0.5,)
+
+
+def test_the_job_files_keep_each_training_row_with_its_weight(tmp_path: Path, tiny_base: Path) -> None:
+    settings = settings_for(tiny_base, replay_size=150, new_window_share=0.5)
+    data = episode_data(settings, 2, FIRST, FIRST)
+    assert len(set(data.train_weights)) == 2
+    write_job(tmp_path, Job(settings, data, tiny_base, None, tmp_path / "out"))
+    assert read_job(tmp_path).data == data
