@@ -68,6 +68,7 @@ class Daemon:
         self.scheduler.add_job(self.training.check, "interval", seconds=daemon.training_check_interval_s, id="training")
         self.scheduler.add_job(self.gate_job, "interval", seconds=daemon.training_check_interval_s, id="gate")
         self.scheduler.add_job(self.housekeeping_job, "interval", minutes=10, id="housekeeping")
+        self.reconcile_store()
         if daemon.metrics_port:
             self._stop_metrics = serve_metrics(daemon.metrics_host, daemon.metrics_port, lambda: self.status({}))
         self.scheduler.start()
@@ -81,6 +82,16 @@ class Daemon:
     def drift_job(self) -> None:
         with self.store.con.cursor() as con:
             check_drift(con, self.settings.drift)
+
+    def reconcile_store(self) -> None:
+        """Undo what a crash between publishing into the BentoML store and recording it left behind."""
+        from registry.errors import RegistryError
+
+        try:
+            with self._registry() as registry:
+                registry.reconcile()
+        except (RegistryError, OSError):
+            log.exception("the BentoML store could not be reconciled with the registry; the daemon goes on")
 
     def gate_job(self) -> None:
         with self._registry() as registry:

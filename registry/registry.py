@@ -87,6 +87,30 @@ class Registry:
 
     # --- writing -------------------------------------------------------------------------------------------------
 
+    def reconcile(self) -> list[str]:
+        """Make the BentoML store agree with the registry's tables after a crash between publishing and recording:
+        a version no row names is removed (its run, still `succeeded`, is submitted again; an approval is made
+        again), and the production name's `latest` is pointed back at the recorded production. Returns what it did,
+        in words (each also logged as a warning)."""
+        done = []
+        recorded = {
+            self.settings.model_name(): {model.tag for model in self.models()},
+            self.settings.production_name(): {p.production_tag for p in self.promotions() if p.production_tag},
+        }
+        for name, tags in recorded.items():
+            for stored in self.store.versions(name):
+                if stored.tag not in tags:
+                    self.store.remove(name, stored.version)
+                    done.append(f"removed {stored.tag} from the BentoML store: no registry row names it")
+        serving = self._recorded_production_tag()
+        production_name = self.settings.production_name()
+        if serving is not None and self.store.latest_version(production_name) != serving.split(":", 1)[1]:
+            self.store.point_latest(production_name, serving.split(":", 1)[1])
+            done.append(f"pointed {production_name}:latest back at {serving}, the recorded production")
+        for line in done:
+            log.warning("reconcile: %s", line)
+        return done
+
     def submit(
         self,
         files: CandidateFiles,
@@ -97,6 +121,7 @@ class Registry:
     ) -> ModelRecord:
         """Gate a finished candidate, save it as `driftloop-<task>:v<N>` and record it (auto-approve if set)."""
         gate = decide(candidate, production, self.settings)
+        self.reconcile()
         seq = self._next_seq()
         version = f"v{seq}"
         name = self.settings.model_name()
@@ -237,11 +262,17 @@ class Registry:
 
     def _next_seq(self) -> int:
         row = self.con.execute("SELECT coalesce(max(seq), 0) FROM models WHERE task = ?", [self.task]).fetchone()
-        seq = int(row[0]) + 1 if row else 1
-        taken = {model.version for model in self.store.versions(self.settings.model_name())}
-        while f"v{seq}" in taken:  # left in the store by a crash between publishing and recording
-            seq += 1
-        return seq
+        return int(row[0]) + 1 if row else 1
+
+    def _recorded_production_tag(self) -> str | None:
+        """The store tag the last promotion of the current production model published."""
+        production = self.production()
+        if production is None:
+            return None
+        for promotion in reversed(self.promotions(production.version)):
+            if promotion.action in PROMOTING and promotion.to_version == production.version:
+                return promotion.production_tag
+        return None
 
 
 def summarize(candidate: Evaluation, production: Evaluation | None, rules: RegistrySettings) -> dict[str, Any]:

@@ -103,6 +103,29 @@ class ModelStore:
         found = [self.get(f"{name}:{path.name}") for path in folder.iterdir() if path.is_dir()]
         return sorted(found, key=lambda model: model.created)
 
+    def remove(self, name: str, version: str) -> None:
+        """Take `name:version` out of the store (readers see it whole or not at all); `latest` moves to the newest
+        version left, or goes when none is."""
+        target = self.models / name / version
+        trash = self.staging / name / f".removed-{version}-{os.getpid()}"
+        with self._lock(name):
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(target, trash)
+            if self.latest_version(name) == version:
+                left = self.versions(name)
+                if left:
+                    self._point_latest(name, left[-1].version)
+                else:
+                    (self.models / name / "latest").unlink()
+        shutil.rmtree(trash)
+        log.info("removed %s:%s", name, version)
+
+    def point_latest(self, name: str, version: str) -> None:
+        """Make `name:latest` point at `version` (which must be in the store)."""
+        self.get(f"{name}:{version}")
+        with self._lock(name):
+            self._point_latest(name, version)
+
     def _build(
         self, name: str, version: str, parts: Mapping[str, Path], labels: Mapping[str, str], metadata: Mapping[str, Any]
     ) -> Path:
@@ -126,6 +149,7 @@ class ModelStore:
 
     @contextmanager
     def _lock(self, name: str) -> Iterator[None]:
+        self.staging.mkdir(parents=True, exist_ok=True)
         with open(self.staging / f"{name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
