@@ -58,7 +58,7 @@ from trainer.job import Job  # noqa: E402
 from trainer.metrics import matrix_forgetting  # noqa: E402
 from trainer.pipeline import run_job  # noqa: E402
 from trainer.predict import load_classifier  # noqa: E402
-from trainer.results import Candidate  # noqa: E402
+from trainer.results import Candidate, EpisodePredictions  # noqa: E402
 from trainer.settings import TrainerSettings  # noqa: E402
 
 THROUGHPUT_ROWS = 1200  # rows of the last driftloop run timed, paired: driftloop, plain loop, driftloop again
@@ -185,6 +185,7 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
             "driftloop_paired": round(ours, 1),
         },
         "gap_to_oracle_pts": round(100 * (row_of(oracle)[last] - row_of(final)[last]), 2),
+        "gap_interval_pts": difference_interval(oracle.predictions[last], final.predictions[last]),
         "forgetting_pts": round(100 * max(forgetting["driftloop"].values()), 2),
         "forgetting_interval_pts": forgetting_intervals(fits["driftloop"]),
         "naive_forgetting_pts": round(100 * max(forgetting["new_window"].values()), 2),
@@ -262,12 +263,17 @@ def forgetting_intervals(stages: Sequence[Candidate], samples: int = 2000) -> di
         if not earlier:
             continue
         best = max(earlier, key=lambda stage: stage.report.episodes[episode].macro_f1).predictions[episode]
-        assert best.ids == final.ids, "every stage evaluates an episode on the same holdout rows, in the same order"
-        lost = paired_bootstrap(final.labels, best.candidate, final.candidate, "macro_f1", samples, 0.975, seed=0)
-        kept = paired_bootstrap(final.labels, final.candidate, best.candidate, "macro_f1", samples, 0.975, seed=0)
-        low, point, high = lost.lower_bound, lost.gain, -kept.lower_bound
-        intervals[episode] = [round(100 * value, 2) for value in (low, point, high)]
+        intervals[episode] = difference_interval(best, final, samples)
     return intervals
+
+
+def difference_interval(first: EpisodePredictions, second: EpisodePredictions, samples: int = 2000) -> list[float]:
+    """[low, point, high]: `first`'s macro-F1 minus `second`'s on the same holdout rows, in points, with its
+    two-sided 95% paired-bootstrap interval over the rows."""
+    assert first.ids == second.ids, "both models must be evaluated on the same holdout rows, in the same order"
+    gain = paired_bootstrap(first.labels, first.candidate, second.candidate, "macro_f1", samples, 0.975, seed=0)
+    loss = paired_bootstrap(first.labels, second.candidate, first.candidate, "macro_f1", samples, 0.975, seed=0)
+    return [round(100 * value, 2) for value in (gain.lower_bound, gain.gain, -loss.lower_bound)]
 
 
 def print_tables(name: str, result: dict[str, Any]) -> None:
@@ -281,6 +287,7 @@ def print_tables(name: str, result: dict[str, Any]) -> None:
         print(f"{strategy:>11} at the last stage: " + "  ".join(f"E{e}={v:5.1f}" for e, v in matrix[strategy].items()))
     print(f"forgetting per earlier episode (pts): {result['forgetting_per_episode_pts']}")
     print(f"driftloop's forgetting, [95% low, point, high] pts per episode: {result['forgetting_interval_pts']}")
+    print(f"oracle minus driftloop on the newest episode, [95% low, point, high] pts: {result['gap_interval_pts']}")
     print(f"training seconds: {result['train_seconds']}")
     print(f"training samples/s: {result['samples_per_s']}")
 
