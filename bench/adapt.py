@@ -118,10 +118,13 @@ def bench_settings(size: Size, seed: int, **changes: Any) -> TrainerSettings:
 
 
 def oracle_settings(settings: TrainerSettings) -> TrainerSettings:
-    """The oracle: a full fine-tune of the base at 5e-5 (head included), on every row so far, so no replay."""
-    return settings.model_copy(
-        update={"method": "full", "learning_rate": 5e-5, "head_learning_rate": 5e-5, "replay_size": 0}
-    )
+    """The oracle: a full fine-tune of the base at 5e-5 (head included), on every row so far, so no replay. What it
+    does not use (replay weighting, LoRA shape) is reset to the defaults, so settings that differ only there share
+    one oracle."""
+    unused = ("new_window_share", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")
+    defaults = {name: TrainerSettings.model_fields[name].default for name in unused}
+    full = {"method": "full", "learning_rate": 5e-5, "head_learning_rate": 5e-5, "replay_size": 0}
+    return settings.model_copy(update=defaults | full)
 
 
 def run(settings: TrainerSettings, window: list[Row], history: list[Row], parent: Path | None, out: Path) -> Candidate:

@@ -2,11 +2,12 @@
 
 One run of `bench/adapt.py` is one draw: on these subsamples its gap and forgetting move by 1 to 3 points from
 seed to seed (the subsample and the training order), as much as the targets themselves. Compare settings with
-this: for every scenario and seed (the seed draws the subsample and seeds training, as in adapt.py) it runs the
-oracle once and each named setting's stage chain (stage 0 fresh, then every later episode continued from the
-previous stage's adapter with replay), in parallel worker processes, appends one JSON line per run to
-`--out` (runs already there are not repeated, so a sweep resumes and new settings reuse the oracles) and prints,
-per setting, the mean and worst gap to the oracle and forgetting over the seeds.
+this: for every scenario and seed (the seed draws the subsample and seeds training, as in adapt.py) it runs each
+named setting's stage chain (stage 0 fresh, then every later episode continued from the previous stage's adapter
+with replay) and the oracle that setting gives (settings the oracle overrides, such as the learning rate, share
+one oracle; max_epochs does not), in parallel worker processes, appends one JSON line per run to `--out` (runs
+already there are not repeated, so a sweep resumes and new settings reuse the oracles) and prints, per setting,
+the mean and worst gap to its oracle and forgetting over the seeds.
 
     .venv/bin/python bench/adapt_sweep.py --seeds 7 8 9 --setting default='{}' --setting slow='{"learning_rate": 5e-4}'
 
@@ -17,6 +18,7 @@ one scenario takes 4-7 minutes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import statistics
@@ -45,6 +47,8 @@ def run_task(task: Task) -> dict[str, Any]:
     torch.set_num_threads(settings.torch_threads)
     episodes = SCENARIOS[scenario](size, seed)
     out = work / f"{scenario}-{seed}-{name}"
+    if name == "oracle":  # one oracle per distinct oracle settings (a setting like max_epochs changes it too)
+        out = out.with_name(f"{out.name}-{digest(settings.model_dump(mode='json'))}")
     started = time.perf_counter()
     if name == "oracle":
         matrix = [row_of(run(settings, [row for rows in episodes for row in rows], [], None, out))]
@@ -68,9 +72,19 @@ def task_settings(task: Task) -> TrainerSettings:
 
 
 def pending(tasks: list[Task], results: list[dict[str, Any]]) -> list[Task]:
-    """The tasks no earlier result ran with the same effective settings."""
+    """The tasks no earlier result (nor an earlier task) runs with the same effective settings."""
     done = {run_key(r["scenario"], r["seed"], r["setting"], r.get("settings")) for r in results}
-    return [task for task in tasks if run_key(*task[:3], task_settings(task).model_dump(mode="json")) not in done]
+    left = []
+    for task in tasks:
+        key = run_key(*task[:3], task_settings(task).model_dump(mode="json"))
+        if key not in done:
+            done.add(key)
+            left.append(task)
+    return left
+
+
+def digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_key(scenario: str, seed: int, name: str, settings: dict[str, Any] | None) -> str:
@@ -90,12 +104,17 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def summarise(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per scenario and setting: gap to the oracle on the newest episode and worst forgetting, in points."""
-    oracles = {(r["scenario"], r["seed"]): r["matrix"][0] for r in results if r["setting"] == "oracle"}
+    """Per scenario and setting: gap to the oracle on the newest episode and worst forgetting, in points. Each run is
+    compared with the oracle trained on its scenario and seed with the settings the run's settings give the oracle."""
+    oracles = {run_key(r["scenario"], r["seed"], "oracle", r.get("settings")): r["matrix"][0]
+               for r in results if r["setting"] == "oracle"}  # fmt: skip
     per: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in results:
-        oracle = oracles.get((r["scenario"], r["seed"]))
-        if r["setting"] == "oracle" or oracle is None:
+        if r["setting"] == "oracle" or r.get("settings") is None:
+            continue
+        its_oracle = oracle_settings(TrainerSettings(**r["settings"])).model_dump(mode="json")
+        oracle = oracles.get(run_key(r["scenario"], r["seed"], "oracle", its_oracle))
+        if oracle is None:
             continue
         newest = len(r["matrix"]) - 1
         gap = 100 * (oracle[newest] - r["matrix"][-1][newest])
@@ -147,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in args.scenario or sorted(SCENARIOS):
         for seed in args.seeds:
             common = {"device": args.device, "torch_threads": args.threads}
-            tasks.append((scenario, seed, "oracle", common, size, args.work))
             for name, changes in settings.items():
+                tasks.append((scenario, seed, "oracle", json.loads(changes) | common, size, args.work))
                 tasks.append((scenario, seed, name, json.loads(changes) | common, size, args.work))
     results = read_results(args.out)
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
