@@ -193,6 +193,7 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
         "forgetting_interval_pts": forgetting_intervals(fits["driftloop"]),
         "naive_forgetting_pts": round(100 * max(forgetting["new_window"].values()), 2),
         "throughput_ratio": round(ours / plain, 3),
+        "trainable_parameters_pct": round(100 * final.fit.trainable_parameters / final.fit.total_parameters, 3),
         "int8": final.report.int8,
     }
     return summary
@@ -293,6 +294,7 @@ def print_tables(name: str, result: dict[str, Any]) -> None:
     print(f"oracle minus driftloop on the newest episode, [95% low, point, high] pts: {result['gap_interval_pts']}")
     print(f"training seconds: {result['train_seconds']}")
     print(f"training samples/s: {result['samples_per_s']}")
+    print(f"driftloop trains {result['trainable_parameters_pct']}% of the model's parameters")
 
 
 def fmt(row: dict[int, float]) -> dict[int, float]:

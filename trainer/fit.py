@@ -193,6 +193,8 @@ def fit(
         validation_curve=tuple(curve),
         loss_curve=tuple(losses),
         grad_norm_curve=tuple(norms),
+        trainable_parameters=sum(p.numel() for p in trainable),
+        total_parameters=sum(p.numel() for p in model.parameters()),
     )
 
 

@@ -100,6 +100,9 @@ class FitStats:
     validation_curve: tuple[float, ...]
     loss_curve: tuple[float, ...] = field(default=())
     grad_norm_curve: tuple[float, ...] = field(default=())
+    # the model's parameters while it trained, LoRA matrices and the saved head's copy included; 0: not recorded
+    trainable_parameters: int = 0
+    total_parameters: int = 0
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,8 @@ def load_candidate(path: Path) -> Candidate:
             validation_curve=tuple(fit["validation_curve"]),
             loss_curve=tuple(fit["loss_curve"]),
             grad_norm_curve=tuple(fit["grad_norm_curve"]),
+            trainable_parameters=fit.get("trainable_parameters", 0),
+            total_parameters=fit.get("total_parameters", 0),
         ),
         predictions=predictions_from_json(json.loads((path / PREDICTIONS_FILE).read_text())),
     )

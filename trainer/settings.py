@@ -20,8 +20,8 @@ class TrainerSettings(BaseModel):
     method: Literal["lora", "full"] = Field(
         "lora", description="lora: train a LoRA adapter and the head; full: fine-tune every unfrozen weight."
     )
-    lora_r: int = Field(8, ge=1, description="LoRA rank.")
-    lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the LoRA branch.")
     lora_target_modules: tuple[str, ...] = Field(
         ("query", "value"), min_length=1, description="Names of the linear layers that receive LoRA matrices."

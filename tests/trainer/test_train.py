@@ -56,6 +56,10 @@ def test_a_fresh_run_learns_and_writes_a_complete_candidate(first_run: Candidate
     assert report.latency_ms_p99 >= report.latency_ms_p50
     assert report.peak_memory_mb > 0
     assert first_run.fit.loss_curve[-1] < first_run.fit.loss_curve[0]
+    assert first_run.adapter_dir is not None
+    saved = load_file(str(first_run.adapter_dir / "adapter_model.safetensors"))  # the LoRA matrices and the head
+    assert first_run.fit.trainable_parameters == sum(tensor.numel() for tensor in saved.values())
+    assert first_run.fit.trainable_parameters < first_run.fit.total_parameters
     assert first_run.labels == FIRST
     assert load_candidate(first_run.path) == first_run
     assert not list(first_run.path.parent.glob(".*partial*"))
