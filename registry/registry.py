@@ -213,6 +213,7 @@ class Registry:
     # --- internals -----------------------------------------------------------------------------------------------
 
     def _promote(self, model: ModelRecord, actor: str, action: str, reason: str | None, forced: bool) -> Promotion:
+        self.reconcile()  # a crashed promotion's copy holds the version this one will take
         current = self.production()
         source = self.store.get(model.tag)
         parts = {child.name: child for child in source.path.iterdir() if child.is_dir()}

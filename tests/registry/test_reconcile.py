@@ -73,3 +73,19 @@ def test_removing_the_only_version_removes_latest(registry: Registry, tiny_model
     registry.store.remove("driftloop-alone", "v1")
     assert registry.store.versions("driftloop-alone") == []
     assert registry.store.latest_version("driftloop-alone") is None
+
+
+def test_an_approval_after_a_crashed_approval_reconciles_first_and_takes_the_same_promotion(
+    registry: Registry, tiny_models: tuple[Path, ...]
+) -> None:
+    registry.submit(files(tiny_models[0]), evaluation({1: 0.8}), None, lineage_for("run-1"))
+    production = registry.settings.production_name()
+    # an approval that crashed after publishing: its copy is in the store, no promotion row names it
+    registry.store.publish(production, "v1-p1", {"model": tiny_models[1]}, {"task": "test"}, {})
+
+    promotion = registry.approve("v1", "ann")
+
+    assert promotion.production_tag == f"{production}:v1-p1"
+    assert [m.version for m in registry.store.versions(production)] == ["v1-p1"]
+    served = registry.store.get(f"{production}:latest").path / "model" / "model.safetensors"
+    assert served.read_bytes() == (tiny_models[0] / "model.safetensors").read_bytes()  # v1, not the crash's copy
