@@ -6,8 +6,9 @@ this: for every scenario and seed (the seed draws the subsample and seeds traini
 named setting's stage chain (stage 0 fresh, then every later episode continued from the previous stage's adapter
 with replay) and the oracle that setting gives (settings the oracle overrides, such as the learning rate, share
 one oracle; max_epochs does not), in parallel worker processes, appends one JSON line per run to `--out` (runs
-already there are not repeated, so a sweep resumes and new settings reuse the oracles) and prints, per setting,
-the mean and worst gap to its oracle and forgetting over the seeds.
+already there are not repeated, so a sweep resumes, a run it was killed in starts over, and new settings reuse
+the oracles; SIGTERM stops the workers too) and prints, per setting, the mean and worst gap to its oracle and
+forgetting over the seeds.
 
     .venv/bin/python bench/adapt_sweep.py --seeds 7 8 9 --setting default='{}' --setting slow='{"learning_rate": 5e-4}'
 
@@ -21,6 +22,8 @@ import argparse
 import hashlib
 import json
 import multiprocessing
+import shutil
+import signal
 import statistics
 import sys
 import time
@@ -49,6 +52,7 @@ def run_task(task: Task) -> dict[str, Any]:
     out = work / f"{scenario}-{seed}-{name}"
     if name == "oracle":  # one oracle per distinct oracle settings (a setting like max_epochs changes it too)
         out = out.with_name(f"{out.name}-{digest(settings.model_dump(mode='json'))}")
+    shutil.rmtree(out, ignore_errors=True)  # a pending run's directory is what a killed sweep left
     started = time.perf_counter()
     if name == "oracle":
         matrix = [row_of(run(settings, [row for rows in episodes for row in rows], [], None, out))]
@@ -170,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 tasks.append((scenario, seed, "oracle", json.loads(changes) | common, size, args.work))
                 tasks.append((scenario, seed, name, json.loads(changes) | common, size, args.work))
     results = read_results(args.out)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # the pool's exit stops the workers
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         for result in pool.imap_unordered(run_task, pending(tasks, results)):
             results.append(result)

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+import bench.adapt_sweep
 from bench.adapt import QUICK, bench_settings, oracle_settings
-from bench.adapt_sweep import Task, pending, read_results, summarise, task_settings
+from bench.adapt_sweep import Task, pending, read_results, run_task, summarise, task_settings
 
 
 def run(seed: int, setting: str, matrix: list[dict[int, float]], **changes: Any) -> dict[str, Any]:
@@ -79,3 +83,24 @@ def test_a_sweep_skips_the_runs_its_output_already_holds_with_the_same_effective
         longer_oracle,
     ]
     assert read_results(tmp_path / "none.jsonl") == []
+
+
+def test_a_run_starts_over_where_a_killed_sweep_left_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / "s-7-a" / "stage0"
+    stale.mkdir(parents=True)
+    (stale / "candidate.json").write_text("{}")
+    stages: list[tuple[Path, bool]] = []
+
+    def train(settings: object, window: object, history: object, parent: object, out: Path) -> SimpleNamespace:
+        stages.append((out, out.exists()))
+        out.mkdir(parents=True)
+        return SimpleNamespace(adapter_dir=out, stage=len(stages) - 1)
+
+    monkeypatch.setattr(bench.adapt_sweep, "SCENARIOS", {"s": lambda size, seed: [["e0"], ["e1"]]})
+    monkeypatch.setattr(bench.adapt_sweep, "run", train)
+    monkeypatch.setattr(bench.adapt_sweep, "row_of", lambda candidate: {candidate.stage: 0.5})
+
+    result = run_task(("s", 7, "a", {"torch_threads": 1}, QUICK, tmp_path))
+
+    assert stages == [(stale, False), (tmp_path / "s-7-a" / "stage1", False)]
+    assert result["matrix"] == [{0: 0.5}, {1: 0.5}]
