@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
 
     results: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="driftloop-store-growth-") as scratch:
-        store = FeedbackStore(Path(scratch) / "feedback.duckdb", IngestSettings())
+    with (
+        tempfile.TemporaryDirectory(prefix="driftloop-store-growth-") as scratch,
+        FeedbackStore(Path(scratch) / "feedback.duckdb", IngestSettings()) as store,
+    ):
         offset = 0
         for size in sorted(args.sizes):
             fill_to(store, size)
@@ -86,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
                 offset += args.batch
             results[size] = 1000 * statistics.median(times)
             print(f"{size:>10,} stored rows: {results[size]:7.1f} ms per batch of {args.batch}", flush=True)
-        store.close()
     baseline = results[min(results)]
     summary = {
         "batch": args.batch,
