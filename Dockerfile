@@ -11,6 +11,7 @@ WORKDIR /opt/driftloop
 # The CPU build of torch first, so the project's looser requirement does not pull a CUDA build.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
+COPY common common
 COPY daemon daemon
 COPY ingest ingest
 COPY drift drift

@@ -51,7 +51,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from ingest.datasets import LabelledText, health_tweets, sentiment_domains  # noqa: E402
-from registry.scores import paired_bootstrap  # noqa: E402
+from registry.bootstrap import paired_bootstrap  # noqa: E402
 from trainer.data import Row, select_rows  # noqa: E402
 from trainer.evaluate import score_episodes  # noqa: E402
 from trainer.job import Job  # noqa: E402

@@ -32,8 +32,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 
+from daemon.commands.serve import SERVICE  # noqa: E402
+from daemon.serving.config import CONFIG_ENV, ServiceConfig, write_config  # noqa: E402
 from ingest.broker import free_port  # noqa: E402
-from registry.service_config import CONFIG_ENV, ServiceConfig, write_config  # noqa: E402
 from registry.settings import RegistrySettings  # noqa: E402
 from registry.store import ModelStore  # noqa: E402
 from trainer.predict import load_classifier, predict  # noqa: E402
@@ -107,7 +108,7 @@ def service(home: Path, int8: bool) -> Iterator[tuple[int, int]]:
     config = write_config(ServiceConfig(registry=settings, bentoml_home=home), home / f"service-{int8}.json")
     port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(home), CONFIG_ENV: str(config)}
-    command = [sys.executable, "-m", "bentoml", "serve", "registry.service:DriftloopService", "--port", str(port)]
+    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

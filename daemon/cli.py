@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from daemon.errors import DriftloopError
-from daemon.logs import configure_logging
-from daemon.settings import Settings, load_settings, merge, parse_assignment
-from drift.errors import DriftError
-from ingest.errors import IngestError
-from registry.errors import RegistryError
-
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (DriftloopError, IngestError, DriftError, RegistryError)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class CliState:
-    """What the global options resolved to; settings are read once, on first use."""
-
-    config_file: Path | None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_file, self.overrides)
-            configure_logging(self._settings.log)
-        return self._settings
+from common.errors import DriftloopError
+from daemon.commands.state import CliState
+from daemon.settings import merge, parse_assignment
 
 
 class DriftloopGroup(click.Group):
-    """Turns the packages' domain errors into one line on stderr and the error's exit code."""
+    """Turns any driftloop error into one line on stderr and the error's exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DOMAIN_ERRORS as exc:
+        except DriftloopError as exc:
             click.echo(f"driftloop: error: {exc}", err=True)
-            ctx.exit(getattr(exc, "exit_code", 1))
-
-
-def pass_state(command: F) -> F:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(click.get_current_context().find_object(CliState), *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=DriftloopGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,21 +47,9 @@ def cli(
 
 
 def register_commands() -> None:
-    from daemon import (
-        bootstrap_cmd,
-        broker_cmd,
-        chart_cmd,
-        config_cmd,
-        demo_cmd,
-        drift_cmd,
-        feedback_cmd,
-        ingest_cmd,
-        registry_cmd,
-        run_cmd,
-    )
+    from daemon.commands import bootstrap, broker, chart, config, demo, drift, feedback, ingest, registry, run, serve
 
-    for module in (run_cmd, bootstrap_cmd, config_cmd, feedback_cmd, ingest_cmd, drift_cmd, registry_cmd, chart_cmd,
-                   broker_cmd, demo_cmd):  # fmt: skip
+    for module in (run, bootstrap, config, feedback, ingest, drift, registry, serve, chart, broker, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

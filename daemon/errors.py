@@ -1,15 +1,15 @@
-"""Errors the CLI turns into one line and an exit code."""
+"""The daemon package's error tree."""
 
 from __future__ import annotations
 
-
-class DriftloopError(Exception):
-    """Root of the errors raised by the daemon package."""
-
-    exit_code = 1
+from common.errors import DriftloopError
 
 
-class SettingsError(DriftloopError):
+class DaemonError(DriftloopError):
+    """Root of the errors raised by the daemon package (the CLI, the running daemon, the service, the demo)."""
+
+
+class SettingsError(DaemonError):
     """A setting is missing, unknown or has a value that is not allowed."""
 
     exit_code = 2

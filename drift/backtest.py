@@ -6,9 +6,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-import duckdb
 import numpy as np
 
 from drift.detectors import BASELINES, error_detector, feed
@@ -16,7 +14,6 @@ from drift.events import DriftEvent
 from drift.monitor import DriftMonitor
 from drift.rows import FeedbackRows
 from drift.settings import DriftSettings
-from drift.store import read_rows, row_at
 
 BATCH_ROWS = 10_000
 
@@ -74,7 +71,9 @@ def baseline_events(rows: FeedbackRows, kind: str) -> list[int]:
     return [int(row) for row in rows.row_id[fired]]
 
 
-def score(name: str, event_rows: Sequence[int], change_points: Sequence[int], rows: int, seconds: float) -> Score:
+def score_detector(
+    name: str, event_rows: Sequence[int], change_points: Sequence[int], rows: int, seconds: float
+) -> Score:
     points = sorted(change_points)
     bounds = [*points, float("inf")]
     delays: list[int | None] = []
@@ -98,30 +97,13 @@ def backtest(
     """Replay `rows` through the configured monitor and each baseline detector; change points are row ids."""
     started = time.perf_counter()
     events = replay(rows, settings, batch_rows)
-    monitor = score("driftloop", [event.row_id for event in events], change_points, len(rows), _since(started))
+    monitor = score_detector("driftloop", [event.row_id for event in events], change_points, len(rows), _since(started))
     scores = []
     for kind in baselines:
         started = time.perf_counter()
         fired = baseline_events(rows, kind)
-        scores.append(score(kind, fired, change_points, len(rows), _since(started)))
+        scores.append(score_detector(kind, fired, change_points, len(rows), _since(started)))
     return BacktestReport(tuple(sorted(change_points)), tuple(events), monitor, tuple(scores))
-
-
-def backtest_store(
-    con: duckdb.DuckDBPyConnection,
-    settings: DriftSettings,
-    start: int | datetime | None = None,
-    end: int | datetime | None = None,
-    change_points: Sequence[int | datetime] = (),
-) -> BacktestReport:
-    """`driftloop drift backtest [--from] [--to] [--change-points]` over stored rows.
-
-    Bounds and change points are row ids or times; `start` and an id `end` are inclusive, a time `end` is not.
-    """
-    first = row_at(con, start) if start is not None else None
-    last = None if end is None else end if isinstance(end, int) else row_at(con, end) - 1
-    rows = read_rows(con, after_row_id=None if first is None else first - 1, until_row_id=last)
-    return backtest(rows, settings, [row_at(con, point) for point in change_points])
 
 
 def _since(started: float) -> float:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import DriftloopError
 
-class DriftError(Exception):
+
+class DriftError(DriftloopError):
     """Root of the errors raised by the drift package."""
 
 

@@ -1,18 +1,16 @@
-"""Persistence in the daemon's DuckDB file: drift events, detector state, and reading feedback rows."""
+"""Persistence in the daemon's DuckDB file: drift events and detector state (the tables drift/ owns)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
-from drift.errors import DriftError
 from drift.events import DriftEvent, SignalReading
 from drift.monitor import DriftMonitor
-from drift.rows import FeedbackRows
 from drift.settings import DriftSettings
 
 log = logging.getLogger(__name__)
@@ -40,18 +38,6 @@ CREATE TABLE IF NOT EXISTS detector_state (
 # Settings that shape the pickled state; when one changes, the stored state cannot be continued.
 STRUCTURAL = ("check_every_rows", "window_rows", "confirm_m", "ngram_buckets", "error_detector", "adwin_delta")
 DEFAULT_MONITOR = "default"
-
-
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the store read-write (when no daemon holds it) and make sure the drift tables exist."""
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:
-        raise DriftError(
-            f"cannot open the store {path}: {exc}. The daemon probably holds it; ask the running daemon instead"
-        ) from None
-    ensure_schema(con)
-    return con
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -100,7 +86,6 @@ def save_monitor(
 def load_monitor(con: duckdb.DuckDBPyConnection, settings: DriftSettings, name: str = DEFAULT_MONITOR) -> DriftMonitor:
     """The stored monitor, or a fresh one; a fresh one too (continuing after the stored row) when a
     structural setting changed since the state was saved."""
-    ensure_schema(con)
     found = con.execute("SELECT last_row_id, state, settings FROM detector_state WHERE monitor = ?", [name]).fetchall()
     if not found:
         return DriftMonitor(settings)
@@ -123,7 +108,6 @@ def stored_events(
     con: duckdb.DuckDBPyConnection, name: str = DEFAULT_MONITOR, limit: int | None = None
 ) -> list[DriftEvent]:
     """Stored events, newest first."""
-    ensure_schema(con)
     rows = con.execute(
         "SELECT row_id, first_row_id, reference_first_row_id, reference_last_row_id, signals, evidence "
         "FROM drift_events WHERE monitor = ? ORDER BY row_id DESC LIMIT ?",
@@ -136,29 +120,39 @@ def stored_events(
     return events
 
 
-def read_rows(
-    con: duckdb.DuckDBPyConnection,
-    after_row_id: int | None = None,
-    until_row_id: int | None = None,
-    limit: int | None = None,
-) -> FeedbackRows:
-    """Feedback rows with after_row_id < row_id <= until_row_id, in row_id order, as Arrow columns."""
-    table = con.sql(
-        "SELECT row_id, text, label, prediction FROM feedback WHERE row_id > ? AND row_id <= ? ORDER BY row_id LIMIT ?",
-        params=[
-            after_row_id if after_row_id is not None else -(2**62),
-            until_row_id if until_row_id is not None else 2**62,
-            limit if limit is not None else 2**62,
-        ],
-    ).to_arrow_table()
-    return FeedbackRows.from_arrow(table)
+@dataclass(frozen=True)
+class PendingEvents:
+    """Stored events after some row: how many, the earliest estimated start of a shift among them, the last row."""
+
+    count: int
+    first_row_id: int
+    last_row_id: int
 
 
-def row_at(con: duckdb.DuckDBPyConnection, when: int | datetime) -> int:
-    """A row id as given, or the first row id stored at or after a time (one past the last when none is)."""
-    if isinstance(when, int):
-        return when
+def events_after(
+    con: duckdb.DuckDBPyConnection, row_id: int | None, name: str = DEFAULT_MONITOR
+) -> PendingEvents | None:
+    """The events detected at rows after `row_id` (all of them for None), or None when there is none."""
+    count, first, last = con.execute(
+        "SELECT count(*), min(first_row_id), max(row_id) FROM drift_events WHERE monitor = ? AND row_id > ?",
+        [name, row_id if row_id is not None else -1],
+    ).fetchall()[0]
+    return PendingEvents(int(count), int(first), int(last)) if count else None
+
+
+def event_record(con: duckdb.DuckDBPyConnection, row_id: int, name: str = DEFAULT_MONITOR) -> dict[str, Any] | None:
+    """The stored event at `row_id` as JSON data (for a model's lineage), or None."""
     found = con.execute(
-        "SELECT coalesce(min(row_id) FILTER (ts >= ?), max(row_id) + 1, 0) FROM feedback", [when]
+        "SELECT row_id, first_row_id, signals, evidence, detected_at FROM drift_events "
+        "WHERE monitor = ? AND row_id = ?",
+        [name, row_id],
     ).fetchall()
-    return int(found[0][0])
+    if not found:
+        return None
+    row, first, signals, evidence, detected = found[0]
+    return {"row_id": row, "first_row_id": first, "signals": list(signals), "evidence": json.loads(evidence),
+            "detected_at": str(detected)}  # fmt: skip
+
+
+def count_events(con: duckdb.DuckDBPyConnection, name: str = DEFAULT_MONITOR) -> int:
+    return int(con.execute("SELECT count(*) FROM drift_events WHERE monitor = ?", [name]).fetchall()[0][0])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import DriftloopError
 
-class IngestError(Exception):
+
+class IngestError(DriftloopError):
     """Root of the errors raised by the ingest package."""
 
 

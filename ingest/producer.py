@@ -25,17 +25,27 @@ class LoadReport:
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
 
-def encode(record: dict[str, Any]) -> bytes:
+def encode_record(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> None:
-    """Check one record and send it, keyed by its id; BadFeedback names the problem."""
-    value = encode(record)
+def checked_record(record: dict[str, Any], ingest: IngestSettings) -> tuple[str, bytes]:
+    """The record's id and its Kafka value, after the check the consumer applies; BadFeedback names the problem."""
+    value = encode_record(record)
     (checked,) = check_values([value], ingest)
     if checked.reason is not None:
         raise BadFeedback(checked.reason)
-    producer.send(kafka.topic, key=str(checked.id).encode(), value=value).get(timeout=kafka.request_timeout_ms / 1000)
+    return str(checked.id), value
+
+
+def send_value(producer: KafkaProducer, kafka: KafkaSettings, key: str, value: bytes) -> None:
+    """Send one checked value keyed by its id, waiting for the broker's acknowledgement."""
+    producer.send(kafka.topic, key=key.encode(), value=value).get(timeout=kafka.request_timeout_ms / 1000)
+
+
+def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> None:
+    """Check one record and send it, keyed by its id."""
+    send_value(producer, kafka, *checked_record(record, ingest))
 
 
 def load_file(

@@ -110,23 +110,6 @@ class BatchResult:
     next_offsets: Mapping[tuple[str, int], int]
 
 
-@dataclass(frozen=True)
-class StoreCounts:
-    feedback: int
-    holdout: int
-    rejected: int
-    labels: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    topic: str
-    partition: int
-    offset: int
-    reason: str
-    raw_preview: str
-
-
 class FeedbackStore:
     """Feedback rows, rejected records and Kafka offsets in one DuckDB file."""
 
@@ -194,27 +177,6 @@ class FeedbackStore:
     def stored_offsets(self, topic: str) -> dict[int, int]:
         rows = self.con.execute("SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", [topic]).fetchall()
         return {partition: offset for partition, offset in rows}
-
-    def counts(self) -> StoreCounts:
-        totals = self.con.execute(
-            "SELECT count(*), count(*) FILTER (split = 'holdout'), (SELECT count(*) FROM rejected) FROM feedback"
-        ).fetchone()
-        assert totals is not None
-        labels = self.con.execute(
-            "SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label"
-        ).fetchall()
-        return StoreCounts(feedback=totals[0], holdout=totals[1], rejected=totals[2], labels=dict(labels))
-
-    def rejections(self, limit: int) -> list[Rejection]:
-        rows = self.con.execute(
-            'SELECT topic, partition, "offset", reason, raw FROM rejected '
-            'ORDER BY rejected_at DESC, partition, "offset" DESC LIMIT ?',
-            [limit],
-        ).fetchall()
-        return [
-            Rejection(topic, partition, offset, reason, bytes(raw[:60]).decode("utf-8", "replace"))
-            for topic, partition, offset, reason, raw in rows
-        ]
 
     def close(self) -> None:
         self.con.close()

@@ -25,7 +25,7 @@ class Lineage:
     """Where a candidate comes from, from the Kafka offsets to the evaluation report.
 
     `kafka_ranges`: one mapping per topic/partition (`topic`, `partition`, `first_offset`, `last_offset`, `rows`),
-    e.g. from `registry.records.kafka_ranges_for_rows`; `snapshot`: what identifies the training data (row-id
+    as `ingest.history.kafka_ranges` gives them; `snapshot`: what identifies the training data (row-id
     range, row counts, a hash); `drift_event`: the event that started the run; `training_run`: run id, directory
     and the trainer settings; `report`: the evaluation report's path and summary.
     """

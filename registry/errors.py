@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from common.errors import DriftloopError
 
-class RegistryError(Exception):
+
+class RegistryError(DriftloopError):
     """Root of the errors raised by the registry package."""
-
-    exit_code = 1
 
 
 class UnknownVersion(RegistryError):
@@ -19,11 +19,3 @@ class NotAllowed(RegistryError):
 
 class StoreError(RegistryError):
     """The BentoML model store cannot be read or written (missing model, broken `latest` pointer, bad files)."""
-
-
-class StoreBusy(RegistryError):
-    """The DuckDB store file is held by another process (the running daemon)."""
-
-
-class ServiceConfigError(RegistryError):
-    """The service was started without a usable configuration."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.scores import metric_value
+from registry.bootstrap import paired_bootstrap, recall_per_class
 from registry.errors import RegistryError
 from registry.evaluation import Evaluation, HoldoutPredictions
-from registry.scores import paired_bootstrap, recall_per_class, score
 from registry.settings import RegistrySettings
 
 
@@ -103,8 +104,8 @@ def _improves(
 def _forgets(
     episode: int, candidate: HoldoutPredictions, production: HoldoutPredictions, rules: RegistrySettings
 ) -> Check:
-    after = score(candidate.labels, candidate.predicted, rules.gate_metric)
-    before = score(production.labels, production.predicted, rules.gate_metric)
+    after = metric_value(candidate.labels, candidate.predicted, rules.gate_metric)
+    before = metric_value(production.labels, production.predicted, rules.gate_metric)
     loss = before - after
     numbers = {"episode": episode, "candidate": after, "production": before, "loss": loss}
     text = f"{rules.gate_metric} on earlier episode {episode} goes from {before:.4f} to {after:.4f} ({-loss:+.4f})"

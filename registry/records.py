@@ -130,14 +130,25 @@ def promotion_from_row(row: tuple[Any, ...]) -> Promotion:
     return Promotion(*row)
 
 
-def select_models(con: duckdb.DuckDBPyConnection, task: str, where: str = "", *params: Any) -> list[ModelRecord]:
-    sql = f"SELECT {MODEL_COLUMNS} FROM models WHERE task = ? {where} ORDER BY seq"
-    return [model_from_row(row) for row in con.execute(sql, [task, *params]).fetchall()]
+def select_models(
+    con: duckdb.DuckDBPyConnection, task: str, stage: str | None = None, version: str | None = None
+) -> list[ModelRecord]:
+    """The task's models, oldest first; only those in `stage` or with `version` when given."""
+    sql = (
+        f"SELECT {MODEL_COLUMNS} FROM models WHERE task = ? AND (? IS NULL OR stage = ?) "
+        "AND (? IS NULL OR version = ?) ORDER BY seq"
+    )
+    return [model_from_row(row) for row in con.execute(sql, [task, stage, stage, version, version]).fetchall()]
 
 
-def select_promotions(con: duckdb.DuckDBPyConnection, task: str, where: str = "", *params: Any) -> list[Promotion]:
-    sql = f"SELECT {PROMOTION_COLUMNS} FROM promotions WHERE task = ? {where} ORDER BY id"
-    return [promotion_from_row(row) for row in con.execute(sql, [task, *params]).fetchall()]
+def select_promotions(con: duckdb.DuckDBPyConnection, task: str, involving: str | None = None) -> list[Promotion]:
+    """The task's promotions log in order; only the entries that name `involving` (as the model acted on, the one
+    serving before or the one serving after) when given."""
+    sql = (
+        f"SELECT {PROMOTION_COLUMNS} FROM promotions WHERE task = ? "
+        "AND (? IS NULL OR ? IN (version, from_version, to_version)) ORDER BY id"
+    )
+    return [promotion_from_row(row) for row in con.execute(sql, [task, involving, involving]).fetchall()]
 
 
 def select_lineage(con: duckdb.DuckDBPyConnection, task: str, version: str) -> tuple[Any, ...] | None:
@@ -146,16 +157,3 @@ def select_lineage(con: duckdb.DuckDBPyConnection, task: str, version: str) -> t
         "WHERE task = ? AND version = ?"
     )
     return con.execute(sql, [task, version]).fetchone()
-
-
-def kafka_ranges_for_rows(con: duckdb.DuckDBPyConnection, first_row_id: int, last_row_id: int) -> list[dict[str, Any]]:
-    """The Kafka offset ranges the feedback rows `first_row_id..last_row_id` came from, per topic and partition."""
-    rows = con.execute(
-        'SELECT topic, partition, min("offset"), max("offset"), count(*) FROM feedback '
-        "WHERE row_id BETWEEN ? AND ? GROUP BY topic, partition ORDER BY topic, partition",
-        [first_row_id, last_row_id],
-    ).fetchall()
-    return [
-        {"topic": topic, "partition": partition, "first_offset": first, "last_offset": last, "rows": count}
-        for topic, partition, first, last, count in rows
-    ]

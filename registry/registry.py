@@ -19,13 +19,13 @@ from typing import Any
 
 import duckdb
 
+from common.scores import metric_value
 from registry import records
 from registry.candidates import CandidateFiles, Lineage
 from registry.errors import NotAllowed, UnknownVersion
 from registry.evaluation import Evaluation, evaluation_to_json
 from registry.gate import GateResult, decide
 from registry.records import LineageRecord, ModelRecord, Promotion
-from registry.scores import score
 from registry.settings import RegistrySettings
 from registry.store import ModelStore
 
@@ -45,12 +45,10 @@ class Registry:
     # --- reading -------------------------------------------------------------------------------------------------
 
     def models(self, stage: str | None = None) -> list[ModelRecord]:
-        if stage is None:
-            return records.select_models(self.con, self.task)
-        return records.select_models(self.con, self.task, "AND stage = ?", stage)
+        return records.select_models(self.con, self.task, stage=stage)
 
     def show(self, version: str) -> ModelRecord:
-        found = records.select_models(self.con, self.task, "AND version = ?", version)
+        found = records.select_models(self.con, self.task, version=version)
         if not found:
             known = ", ".join(m.version for m in self.models()[-5:]) or "none yet"
             raise UnknownVersion(
@@ -63,11 +61,7 @@ class Registry:
         return found[0] if found else None
 
     def promotions(self, version: str | None = None) -> list[Promotion]:
-        if version is None:
-            return records.select_promotions(self.con, self.task)
-        return records.select_promotions(
-            self.con, self.task, "AND (version = ? OR from_version = ? OR to_version = ?)", version, version, version
-        )
+        return records.select_promotions(self.con, self.task, involving=version)
 
     def lineage(self, version: str) -> LineageRecord:
         self.show(version)
@@ -280,7 +274,10 @@ def summarize(candidate: Evaluation, production: Evaluation | None, rules: Regis
     """Per-episode scores of both models, latency and memory: what `driftloop show` prints."""
 
     def scores(evaluation: Evaluation) -> dict[str, float]:
-        return {str(e): score(h.labels, h.predicted, rules.gate_metric) for e, h in sorted(evaluation.episodes.items())}
+        return {
+            str(e): metric_value(h.labels, h.predicted, rules.gate_metric)
+            for e, h in sorted(evaluation.episodes.items())
+        }
 
     return {
         "metric": rules.gate_metric,

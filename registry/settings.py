@@ -68,10 +68,6 @@ class RegistrySettings(BaseModel):
         0.5, gt=0.0, le=60.0, description="How often the service checks for a new production model."
     )
     max_batch_texts: int = Field(64, ge=1, description="Most texts in one /predict request.")
-    max_text_chars: int = Field(
-        20_000, ge=1, description="Longest text /predict and /feedback accept, in characters (longer: 400)."
-    )
-    max_label_chars: int = Field(100, ge=1, description="Longest label /feedback accepts, in characters.")
     int8: bool = Field(
         False,
         description="Serve the INT8 version of the model (the candidate's INT8 export, else quantized at load).",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import DriftloopError
 
-class TrainerError(Exception):
+
+class TrainerError(DriftloopError):
     """Root of the errors raised by the trainer package."""
 
 

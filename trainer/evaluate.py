@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.data import Row, TrainingData
-from trainer.metrics import backward_transfer, forgetting, score
+from trainer.metrics import backward_transfer, forgetting, score_predictions
 from trainer.predict import Classifier, load_classifier, logits
 from trainer.quantize import export_int8, weights_bytes
 from trainer.results import EpisodePredictions, EvaluationReport, Int8Export, Scores
@@ -42,7 +42,9 @@ def predict_episodes(classifier: Classifier, holdout: Mapping[int, Sequence[Row]
     results = {}
     for episode, rows in holdout.items():
         predicted = tuple(predicted_labels(classifier, [row.text for row in rows], allowed))
-        results[episode] = Scored(predicted, score([row.label for row in rows], predicted, classifier.labels))
+        results[episode] = Scored(
+            predicted, score_predictions([row.label for row in rows], predicted, classifier.labels)
+        )
     return results
 
 
@@ -114,8 +116,8 @@ def int8_report(classifier: Classifier, model_dir: Path, dest: Path, rows: Seque
     export_int8(model_dir, dest)
     quantized = load_classifier(dest)
     texts, true = [row.text for row in rows], [row.label for row in rows]
-    fp32 = score(true, predicted_labels(classifier, texts), classifier.labels).accuracy
-    int8 = score(true, predicted_labels(quantized, texts), classifier.labels).accuracy
+    fp32 = score_predictions(true, predicted_labels(classifier, texts), classifier.labels).accuracy
+    int8 = score_predictions(true, predicted_labels(quantized, texts), classifier.labels).accuracy
     fp32_bytes, int8_bytes = weights_bytes(model_dir), weights_bytes(dest)
     return Int8Export(
         path=str(dest),

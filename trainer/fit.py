@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from trainer.errors import TrainingCancelled
-from trainer.metrics import score
+from trainer.metrics import score_predictions
 from trainer.results import FitStats
 from trainer.settings import TrainerSettings
 from trainer.windows import Windows, collate, make_windows, predict_texts
@@ -106,7 +106,7 @@ def validate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: F
     )
     predicted = [labels[i] for i in logits.argmax(dim=1).tolist()]
     model.train()
-    return score(data.validation_labels, predicted, labels).macro_f1
+    return score_predictions(data.validation_labels, predicted, labels).macro_f1
 
 
 def fit(

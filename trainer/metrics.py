@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from common.scores import metric_value
 from trainer.results import ClassScores, Scores
 
 
-def score(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> Scores:
-    """Accuracy, macro-F1 over the classes present in `true`, per-class P/R/F1 and the confusion matrix."""
+def score_predictions(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> Scores:
+    """Accuracy and macro-F1 (common.scores, as the gate scores), per-class P/R/F1 and the confusion matrix."""
     labels = [*labels, *sorted(set(true) - set(labels))]  # a label the model cannot say still counts as missed
     index = {label: i for i, label in enumerate(labels)}
     confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
@@ -23,11 +24,10 @@ def score(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) 
         recall = hits / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[label] = ClassScores(precision=precision, recall=recall, f1=f1, support=support)
-    present = [scores.f1 for scores in per_class.values() if scores.support > 0]
     return Scores(
         rows=len(true),
-        accuracy=float(np.trace(confusion)) / len(true) if len(true) else 0.0,
-        macro_f1=float(np.mean(present)) if present else 0.0,
+        accuracy=metric_value(true, predicted, "accuracy"),
+        macro_f1=metric_value(true, predicted, "macro_f1"),
         per_class=per_class,
         labels=tuple(labels),
         confusion=tuple(tuple(int(v) for v in row) for row in confusion),

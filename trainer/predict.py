@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 
 from trainer.errors import ModelLoadError
 from trainer.model import LABELS_FILE, load_tokenizer
-from trainer.quantize import is_int8, load_int8
+from trainer.quantize import is_int8, load_int8, quantize
 from trainer.windows import predict_texts
 
 
@@ -53,6 +53,22 @@ def load_classifier(model_dir: Path, batch_size: int = 64) -> Classifier:
         stride=int(info["stride"]),
         batch_size=batch_size,
     )
+
+
+def load_served(model_dir: Path, int8_dir: Path | None, int8: bool, batch_size: int) -> Classifier:
+    """The model a service serves: with `int8`, the INT8 export when there is one, else `model_dir` quantized at
+    load; without it, `model_dir` as it is."""
+    if int8 and int8_dir is not None and int8_dir.is_dir():
+        return load_classifier(int8_dir, batch_size)
+    classifier = load_classifier(model_dir, batch_size)
+    if int8:
+        quantize(classifier.model)
+    return classifier
+
+
+def use_threads(threads: int) -> None:
+    """How many CPU threads torch may use in this process."""
+    torch.set_num_threads(threads)
 
 
 def logits(classifier: Classifier, texts: Sequence[str]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.admin import SOCKET_NAME, ask
+from daemon.loop.admin import SOCKET_NAME, ask
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
@@ -165,7 +165,7 @@ def daemon(env: dict[str, str], log: Path) -> Iterator[RunningDaemon]:
 
 def live_status(env: dict[str, str]) -> dict[str, Any] | None:
     """The running daemon's status straight from its socket (no CLI process: fast to poll); None while none answers."""
-    answer = ask(Path(env["DRIFTLOOP_HOME"]) / SOCKET_NAME, "status")
+    answer = ask(Path(env["DRIFTLOOP_HOME"]) / SOCKET_NAME, "operation", operation="status", arguments={})
     if answer is None:
         return None
     assert answer["ok"], answer

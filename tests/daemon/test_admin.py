@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.admin import SOCKET_NAME, ask_daemon, daemon_lock, daemon_running
-from daemon.errors import DriftloopError
+from daemon.errors import DaemonError
+from daemon.loop.admin import SOCKET_NAME, ask_daemon, daemon_lock, daemon_running
 
 
 def test_the_lock_tells_whether_a_daemon_runs(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_the_lock_tells_whether_a_daemon_runs(tmp_path: Path) -> None:
     with daemon_lock(tmp_path):
         assert daemon_running(tmp_path)
         second = daemon_lock(tmp_path)
-        with pytest.raises(DriftloopError, match=f"a daemon \\(pid {os.getpid()}\\) already runs"):
+        with pytest.raises(DaemonError, match=f"a daemon \\(pid {os.getpid()}\\) already runs"):
             second.__enter__()
     assert not daemon_running(tmp_path)
 

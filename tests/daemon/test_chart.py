@@ -5,21 +5,28 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pytest
 
-from daemon.chart import Span, chart_data, write_chart
-from daemon.errors import DriftloopError
-from daemon.jobs import check_drift
+from daemon.errors import DaemonError
+from daemon.loop.access import StoreAccess
+from daemon.loop.jobs import check_drift
+from daemon.loop.store import ensure_schemas
+from daemon.reports.chart import chart_data, write_chart
+from daemon.settings import Settings
 from drift.settings import DriftSettings
+from drift.store import stored_events
 from drift.synthetic import LABELS, synthetic_stream
+from ingest.history import Span
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import FeedbackStore
-from registry.records import ensure_schema as ensure_registry_schema
+from ingest.summary import store_summary
+from registry.records import Promotion
 
 PHASE = 4_000  # rows per phase: v1 right 90% of the time, v1 right 50%, then v2 (promoted) right 90%
 PHASES = (("v1", 0.9), ("v1", 0.5), ("v2", 0.9))
@@ -48,35 +55,50 @@ def write_phase(store: FeedbackStore, phase: int) -> None:
     store.write_batch(incoming_table(values, "t", offsets=offsets), {("t", 0): offsets[-1] + 1})
 
 
+def open_store(path: Path) -> FeedbackStore:
+    store = FeedbackStore(path, IngestSettings())
+    ensure_schemas(store.con)
+    return store
+
+
+def promotion(number: int, at: datetime, action: str, version: str, before: str, after: str) -> Promotion:
+    return Promotion(number, at, "operator", action, version, before, after, None, False, "hash", None)
+
+
 @pytest.fixture(scope="module")
-def shifted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three phases through the real write path, drift checked by the daemon's job, v2 promoted before phase 3."""
+def shifted_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Promotion, ...]]:
+    """Three phases through the real write path, drift checked by the daemon's job, v2 promoted before phase 3
+    (and v3 rejected: no production change)."""
     path = tmp_path_factory.mktemp("chart") / "driftloop.duckdb"
-    with FeedbackStore(path, IngestSettings()) as store:
+    with open_store(path) as store:
         write_phase(store, 0)
         write_phase(store, 1)
         check_drift(store.con, DriftSettings())
-        ensure_registry_schema(store.con)
-        store.con.execute(
-            "INSERT INTO promotions SELECT 1, 'task', max(ingested_at) + INTERVAL 1 MICROSECOND, 'operator', "
-            "'approve', 'v2', 'v1', 'v2', NULL, false, 'hash', 'tag' FROM feedback"
-        )
-        store.con.execute(
-            "INSERT INTO promotions SELECT 2, 'task', max(ingested_at) + INTERVAL 2 MICROSECOND, 'operator', "
-            "'reject', 'v3', 'v2', 'v2', 'worse', false, 'hash', NULL FROM feedback"
+        last = store_summary(store.con, "t").last_ingested_at
+        assert last is not None
+        promotions = (
+            promotion(1, last + timedelta(microseconds=1), "approve", "v2", "v1", "v2"),
+            promotion(2, last + timedelta(microseconds=2), "reject", "v3", "v2", "v2"),
         )
         write_phase(store, 2)
-    return path
+    return path, promotions
 
 
 @pytest.fixture
-def shifted(shifted_store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(str(shifted_store), read_only=True) as con:
+def shifted(shifted_store: tuple[Path, tuple[Promotion, ...]]) -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect(str(shifted_store[0]), read_only=True) as con:
         yield con
 
 
-def test_accuracy_follows_the_shift_and_the_promotion(shifted: duckdb.DuckDBPyConnection) -> None:
-    data = chart_data(shifted, window=500)
+@pytest.fixture
+def promotions(shifted_store: tuple[Path, tuple[Promotion, ...]]) -> tuple[Promotion, ...]:
+    return shifted_store[1]
+
+
+def test_accuracy_follows_the_shift_and_the_promotion(
+    shifted: duckdb.DuckDBPyConnection, promotions: tuple[Promotion, ...]
+) -> None:
+    data = chart_data(shifted, promotions, window=500)
     assert data.rows == len(data.row_id) == 3 * PHASE
     at = dict(zip(data.row_id.tolist(), data.accuracy.tolist(), strict=True))
     for row, expected in ((PHASE, 0.9), (2 * PHASE, 0.5), (3 * PHASE, 0.9)):
@@ -88,17 +110,20 @@ def test_accuracy_follows_the_shift_and_the_promotion(shifted: duckdb.DuckDBPyCo
 
 
 def test_drift_events_are_the_stored_ones(shifted: duckdb.DuckDBPyConnection) -> None:
-    stored = shifted.execute("SELECT first_row_id, row_id, signals FROM drift_events ORDER BY row_id").fetchall()
+    stored = sorted(stored_events(shifted), key=lambda event: event.row_id)
     data = chart_data(shifted)
-    assert data.drift_events == tuple(Span(first, last, ", ".join(signals)) for first, last, signals in stored)
+    assert stored
+    assert data.drift_events == tuple(Span(e.first_row_id, e.row_id, ", ".join(e.signals)) for e in stored)
     first = data.drift_events[0]
     assert PHASE < first.last_row_id < PHASE + 600
     assert first.first_row_id < first.last_row_id
     assert "error" in first.label
 
 
-def test_replayed_error_signal_crosses_its_threshold_after_the_shift(shifted: duckdb.DuckDBPyConnection) -> None:
-    data = chart_data(shifted)
+def test_replayed_error_signal_crosses_its_threshold_after_the_shift(
+    shifted: duckdb.DuckDBPyConnection, promotions: tuple[Promotion, ...]
+) -> None:
+    data = chart_data(shifted, promotions)
     error, rows, event = data.signals["error"], data.signal_row_id, data.drift_events[0].last_row_id
     warmup, cooldown = DriftSettings().warmup_rows, DriftSettings().cooldown_rows
     assert np.isnan(error[rows <= warmup]).all()
@@ -116,41 +141,37 @@ def test_the_replay_stays_out_of_the_log(shifted: duckdb.DuckDBPyConnection, cap
     assert [record.getMessage() for record in caplog.records] == ["a real event"]
 
 
-def test_png_is_written(shifted: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    path = write_chart(shifted, tmp_path / "out" / "stream.png")
+def test_png_is_written(shifted_store: tuple[Path, tuple[Promotion, ...]], tmp_path: Path) -> None:
+    with duckdb.connect(str(shifted_store[0]), read_only=True) as con:
+        path = write_chart(StoreAccess(con, Settings()), tmp_path / "out" / "stream.png")
     assert path == tmp_path / "out" / "stream.png"
     content = path.read_bytes()
     assert content[:8] == PNG_MAGIC
     assert len(content) > 30_000
 
 
-def test_chart_without_drift_or_registry_tables(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "driftloop.duckdb", IngestSettings()) as store:
+def test_chart_without_drift_events_or_promotions(tmp_path: Path) -> None:
+    with open_store(tmp_path / "driftloop.duckdb") as store:
         write_phase(store, 0)
         data = chart_data(store.con, window=100)
         assert (data.drift_events, data.promotions) == ((), ())
         assert data.versions == (Span(1, PHASE, "v1"),)
-        assert write_chart(store.con, tmp_path / "chart.png").read_bytes()[:8] == PNG_MAGIC
+        assert write_chart(StoreAccess(store.con, Settings()), tmp_path / "chart.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_rows_without_predictions_still_chart(tmp_path: Path) -> None:
     values = [json.dumps({"id": f"r{i}", "text": f"text {i}", "label": "a"}).encode() for i in range(50)]
-    with FeedbackStore(tmp_path / "driftloop.duckdb", IngestSettings()) as store:
+    with open_store(tmp_path / "driftloop.duckdb") as store:
         store.write_batch(incoming_table(values, "t"), {("t", 0): len(values)})
         data = chart_data(store.con)
         assert (data.rows, len(data.row_id), data.versions, dict(data.signals)) == (50, 0, (), {})
-        assert write_chart(store.con, tmp_path / "chart.png").stat().st_size > 10_000
+        assert write_chart(StoreAccess(store.con, Settings()), tmp_path / "chart.png").stat().st_size > 10_000
 
 
 def test_empty_store_is_one_clear_error(tmp_path: Path) -> None:
-    with FeedbackStore(tmp_path / "driftloop.duckdb", IngestSettings()) as store:
-        with pytest.raises(DriftloopError, match=r"^the store has no feedback rows to chart; ingest some first"):
-            write_chart(store.con, tmp_path / "chart.png")
+    with open_store(tmp_path / "driftloop.duckdb") as store:
+        with pytest.raises(DaemonError, match=r"^the store has no feedback rows to chart; ingest some first"):
+            write_chart(StoreAccess(store.con, Settings()), tmp_path / "chart.png")
+        with pytest.raises(DaemonError, match="at least 1 row"):
+            chart_data(store.con, window=0)
     assert not (tmp_path / "chart.png").exists()
-    with duckdb.connect(str(tmp_path / "bare.duckdb")) as bare, pytest.raises(DriftloopError, match="no feedback rows"):
-        chart_data(bare)
-
-
-def test_window_must_hold_a_row(tmp_path: Path) -> None:
-    with duckdb.connect(str(tmp_path / "bare.duckdb")) as bare, pytest.raises(DriftloopError, match="at least 1 row"):
-        chart_data(bare, window=0)

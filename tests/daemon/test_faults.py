@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from ingest import history
 from ingest.broker import LocalBroker
 from ingest.settings import KafkaSettings
 from tests.conftest import EXTERNAL_BROKER
@@ -55,7 +56,9 @@ def query(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
 
 
 def assert_rows_intact(env: dict[str, str], expected: int) -> None:
-    assert query(env, "SELECT count(*), count(DISTINCT id) FROM feedback") == [(expected, expected)]
+    with duckdb.connect(str(Path(env["DRIFTLOOP_HOME"]) / "driftloop.duckdb"), read_only=True) as con:
+        ids = [row.id for row in history.training_rows(con, history.UNBOUNDED)]
+    assert (len(ids), len(set(ids))) == (expected, expected)
 
 
 def drift_runs(env: dict[str, str]) -> list[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon import service_client
+from daemon.serving import client as service_client
 from ingest.settings import KafkaSettings
 from tests.conftest import wait_until
 from tests.daemon import loop_helpers as loop

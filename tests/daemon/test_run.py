@@ -58,6 +58,7 @@ def test_daemon_status_over_the_socket_then_ordered_shutdown(kafka_settings: Kaf
         assert live["ingest"]["rejected"] == 1  # type: ignore[index]
         table = cli(env, "status")
         assert "daemon: running" in table.stdout
+        assert_store_commands_answer(env, tmp_path / "chart.png")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
     finally:
@@ -76,6 +77,27 @@ def test_daemon_status_over_the_socket_then_ordered_shutdown(kafka_settings: Kaf
     assert "daemon" not in stopped
     assert stopped["ingest"]["rows"] == 300
     assert not (home / "admin.sock").exists()
+
+
+def assert_store_commands_answer(env: dict[str, str], chart: Path) -> None:
+    """Every command that reads the store answers while the daemon holds the file (asked over the socket)."""
+    answers = {
+        "drift status": cli(env, "drift", "status", "--json"),
+        "drift check": cli(env, "drift", "check"),
+        "drift backtest": cli(env, "drift", "backtest", "--json"),
+        "feedback stats": cli(env, "feedback", "stats"),
+        "feedback rejected": cli(env, "feedback", "rejected"),
+        "models": cli(env, "models"),
+        "chart": cli(env, "chart", "--out", str(chart), "--window", "50"),
+    }
+    assert {name: answer.stderr for name, answer in answers.items() if answer.returncode != 0} == {}
+    assert json.loads(answers["drift status"].stdout)["rows_seen"] == 300
+    assert answers["drift check"].stdout.startswith("0 new rows checked")
+    assert json.loads(answers["drift backtest"].stdout)["scores"][0]["name"] == "driftloop"
+    assert answers["feedback stats"].stdout.startswith("stored 300 (")
+    assert "not JSON" in answers["feedback rejected"].stdout
+    assert answers["models"].stdout.strip() == "no models"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _rows(status: dict[str, object]) -> object:

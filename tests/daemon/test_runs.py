@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from daemon import runs
 from daemon.daemon_settings import DaemonSettings
-from daemon.status import ensure_schemas
+from daemon.loop import runs
+from daemon.loop.store import ensure_schemas
+from daemon.loop.training import split_window
+from drift.events import DriftEvent
+from drift.monitor import DriftMonitor
+from drift.settings import DriftSettings
+from drift.store import load_monitor, save_monitor
+from ingest import history
 from tests.daemon.loop_helpers import records, store_records
 
 POLICY = DaemonSettings(min_new_rows=100, max_training_attempts=2)
@@ -27,10 +32,9 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def drift_event(con: duckdb.DuckDBPyConnection, row_id: int, first_row_id: int) -> None:
-    con.execute(
-        "INSERT INTO drift_events VALUES ('default', ?, ?, 1, 10, ['error'], ?, now())",
-        [row_id, first_row_id, json.dumps({"readings": []})],
-    )
+    """An event stored as the drift job stores one (with the monitor's state)."""
+    monitor: DriftMonitor = load_monitor(con, DriftSettings())
+    save_monitor(con, monitor, [DriftEvent(row_id, first_row_id, 1, 10, ("error",), ())])
 
 
 def test_no_event_no_run_and_too_few_rows_wait(con: duckdb.DuckDBPyConnection) -> None:
@@ -48,37 +52,35 @@ def test_a_failed_run_is_retried_until_the_attempts_are_used(con: duckdb.DuckDBP
     first = runs.open_run(con, runs.next_drift_run(con, POLICY) or pytest.fail("due"), "v1", tmp_path / "runs")
     assert first.out_dir == str(tmp_path / "runs" / "run-1" / "candidate")
     assert runs.next_drift_run(con, POLICY) is None, "one run at a time"
-    runs.update_run(con, first.id, status="interrupted", reason="shutdown")
+    runs.end_run(con, first.id, status="interrupted", reason="shutdown")
     again = runs.next_drift_run(con, POLICY)
     assert again is not None
     assert again.attempt == 1, "an interrupted run does not use up an attempt"
     second = runs.open_run(con, again, "v1", tmp_path / "runs")
-    runs.update_run(con, second.id, status="failed", reason="boom")
+    runs.end_run(con, second.id, status="failed", reason="boom")
     third_plan = runs.next_drift_run(con, POLICY)
     assert third_plan is not None
     assert (third_plan.attempt, third_plan.episode) == (2, 1)
     third = runs.open_run(con, third_plan, "v1", tmp_path / "runs")
-    runs.update_run(con, third.id, status="aborted", reason="killed")
+    runs.end_run(con, third.id, status="aborted", reason="killed")
     assert runs.next_drift_run(con, POLICY) is None, "two counted attempts: no more"
-    assert [run.status for run in runs.runs(con)] == ["aborted", "failed", "interrupted"]
-    assert runs.run(con, first.id).ended_at is not None
+    assert [run.status for run in runs.list_runs(con)] == ["aborted", "failed", "interrupted"]
+    assert runs.get_run(con, first.id).ended_at is not None
+    assert runs.runs_by_status(con) == {"aborted": 1, "failed": 1, "interrupted": 1}
 
 
 def test_a_new_event_opens_the_next_episode(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     drift_event(con, row_id=120, first_row_id=101)
     first = runs.open_run(con, runs.next_drift_run(con, POLICY) or pytest.fail("due"), "v1", tmp_path / "runs")
-    runs.update_run(con, first.id, status="submitted")
+    runs.end_run(con, first.id, status="submitted")
     assert runs.next_drift_run(con, POLICY) is None
     drift_event(con, row_id=260, first_row_id=180)
     plan = runs.next_drift_run(con, POLICY)
     assert plan is not None
     assert (plan.episode, plan.first_row_id) == (2, 180)
     runs.open_run(con, plan, "v2", tmp_path / "runs")
-    window, history = runs.training_rows(con, plan.first_row_id, plan.last_row_id)
+    window, earlier = split_window(history.training_rows(con, plan.last_row_id), plan.first_row_id)
     assert len(window) == 121
     assert {row.episode for row in window} == {2}
-    assert [sum(row.episode == e for row in history) for e in (0, 1)] == [100, 79]
-    episodes = con.execute("SELECT episode, first_row_id FROM episodes ORDER BY episode").fetchall()
-    assert episodes == [(1, 101), (2, 180)]
-    stamped = con.execute("SELECT episode, count(*) FROM feedback GROUP BY episode ORDER BY episode").fetchall()
-    assert stamped == [(0, 100), (1, 79), (2, 121)]
+    assert [sum(row.episode == e for row in earlier) for e in (0, 1)] == [100, 79]
+    assert history.episode_starts(con) == {1: 101, 2: 180}

@@ -1,17 +1,12 @@
 from __future__ import annotations
 
-from datetime import timedelta
-from pathlib import Path
-
-from drift.backtest import backtest, backtest_store, baseline_events, score
+from drift.backtest import backtest, baseline_events, score_detector
 from drift.settings import DriftSettings
-from drift.store import connect
 from drift.synthetic import synthetic_stream
-from tests.drift.test_store import make_feedback
 
 
 def test_score_counts_delays_shifts_and_false_alarms() -> None:
-    result = score("x", [50, 1_020, 1_100, 3_500], [1_000, 3_000, 6_000], rows=10_000, seconds=0.5)
+    result = score_detector("x", [50, 1_020, 1_100, 3_500], [1_000, 3_000, 6_000], rows=10_000, seconds=0.5)
 
     assert result.delays == (20, 500, None)
     assert result.events_per_shift == (2, 1, 0)
@@ -33,21 +28,3 @@ def test_backtest_reports_the_monitor_and_the_baselines() -> None:
     adwin = report.baselines[0]
     assert adwin.event_rows == tuple(baseline_events(stream.rows, "adwin"))
     assert adwin.delays[0] is not None
-
-
-def test_backtest_over_the_store_takes_times_for_change_points(tmp_path: Path) -> None:
-    stream = synthetic_stream("abrupt", 20_000, (8_000,), seed=0)
-    with connect(tmp_path / "store.duckdb") as con:
-        start = make_feedback(con, stream.rows)
-
-        report = backtest_store(
-            con,
-            DriftSettings(),
-            start=1,
-            end=start + timedelta(minutes=20_000),
-            change_points=[start + timedelta(minutes=8_000)],
-        )
-
-    assert report.change_points == (8_001,)
-    assert report.monitor.rows == 20_000
-    assert [event.row_id for event in report.events] == [8_200]

@@ -80,9 +80,9 @@ def test_a_shift_below_the_threshold_raises_no_event() -> None:
     assert run(rows, DriftSettings(error_threshold=0.3)) == []
 
 
-def test_a_confidence_drop_passed_in_by_the_daemon_raises_an_event() -> None:
-    stream = synthetic_stream("stationary", 12_000, seed=4)
-    rows = stream.rows
+def test_a_confidence_column_that_drops_raises_a_confidence_event_and_rows_without_one_raise_none() -> None:
+    """The monitor's contract for an optional model-number column; nothing in production fills it yet."""
+    rows = synthetic_stream("stationary", 12_000, seed=4).rows
     confidence = np.where(rows.row_id < 6_000, 0.9, 0.6) + 0.05 * np.random.default_rng(0).standard_normal(len(rows))
     with_confidence = FeedbackRows(rows.row_id, rows.text, rows.label, rows.prediction, confidence=confidence)
 
@@ -90,6 +90,21 @@ def test_a_confidence_drop_passed_in_by_the_daemon_raises_an_event() -> None:
 
     assert [event.signals for event in events] == [("confidence",)]
     assert events[0].row_id == 6_099
+    dropped = next(reading for reading in events[0].readings if reading.name == "confidence")
+    assert dropped.value is not None
+    assert dropped.beyond
+
+    without = DriftMonitor(DriftSettings())
+    events_without = without.update(rows)
+
+    assert rows.confidence is None
+    assert [event for event in events_without if "confidence" in event.signals] == []
+    status = without.status()
+    assert status.phase == "monitoring"
+    assert next(reading for reading in status.readings if reading.name == "error").value is not None
+    unjudged = next(reading for reading in status.readings if reading.name == "confidence")
+    assert unjudged.value is None
+    assert not unjudged.beyond
 
 
 def test_a_falling_error_rate_is_no_drift() -> None:

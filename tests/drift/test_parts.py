@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from daemon.settings import Settings
+from daemon.settings import flatten, load_settings, merge, parse_assignment
 from drift.errors import DriftInputError
 from drift.features import compute_features, unseen_counts
 from drift.rows import FeedbackRows
@@ -53,9 +56,33 @@ def test_bad_settings_are_refused_with_the_reason(overrides: dict[str, object], 
         DriftSettings.model_validate(overrides)
 
 
-def test_every_setting_is_described_and_reaches_the_settings_tree() -> None:
-    assert all(field.description for field in DriftSettings.model_fields.values())
-    assert Settings().drift == DriftSettings()
+def test_every_setting_is_described_and_reaches_the_settings_tree(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [name for name in os.environ if name.startswith("DRIFTLOOP_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "driftloop.toml"
+    config.write_text('[drift]\nerror_detector = "ddm"\nwindow_rows = 600\nlabel_threshold = 0.3\n')
+    monkeypatch.setenv("DRIFTLOOP_DRIFT_CONFIRM_N", "2")
+    monkeypatch.setenv("DRIFTLOOP_DRIFT_LABEL_THRESHOLD", "0.2")
+    monkeypatch.setenv("DRIFTLOOP_DRIFT_COOLDOWN_ROWS", "6000")
+    overrides = merge(parse_assignment("drift.cooldown_rows=7000"), parse_assignment("drift.ngram_buckets=2048"))
+
+    settings = load_settings(config, overrides)
+
+    given = {
+        "error_detector": "ddm",
+        "window_rows": 600,
+        "confirm_n": 2,
+        "cooldown_rows": 7_000,
+        "ngram_buckets": 2_048,
+    }
+    # label_threshold: the environment wins over the file; cooldown_rows: the flag wins over the environment
+    assert settings.drift == DriftSettings(**given, label_threshold=0.2)
+    assert not any(getattr(DriftSettings(), name) == value for name, value in given.items())  # none is a default
+    described = {key: text for key, _, text in flatten(settings) if key.startswith("drift.")}
+    assert set(described) == {f"drift.{name}" for name in DriftSettings.model_fields}
+    assert [key for key, text in described.items() if not text.strip()] == []
 
 
 def test_rows_must_be_consistent() -> None:

@@ -14,6 +14,7 @@ from ingest.errors import IngestError
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import FeedbackStore
+from ingest.summary import recent_rejections, store_summary
 
 
 def values(ids: list[str], label: str = "pos") -> list[bytes]:
@@ -35,8 +36,9 @@ def store(store_path: Path) -> FeedbackStore:
 def test_batch_rows_rejections_and_offsets_land_together(store: FeedbackStore) -> None:
     assert write(store, [*values(["a", "b"]), b"junk"]) == (2, 1)
     assert store.stored_offsets("t") == {0: 3}
-    counts = store.counts()
-    assert (counts.feedback, counts.rejected, dict(counts.labels)) == (2, 1, {"pos": 2})
+    summary = store_summary(store.con, "t")
+    assert (summary.rows, summary.rejected, summary.labels) == (2, 1, {"pos": 2})
+    assert [(p.partition, p.next_offset) for p in summary.partitions] == [(0, 3)]
     rows = store.con.execute('SELECT row_id, id, "offset", episode FROM feedback ORDER BY row_id').fetchall()
     assert rows == [(1, "a", 0, 0), (2, "b", 1, 0)]
 
@@ -46,7 +48,7 @@ def test_repeated_id_keeps_the_first_record(store: FeedbackStore) -> None:
     assert write(store, values(["b", "c"], label="second"), first_offset=3) == (1, 1)
     labels = dict(store.con.execute("SELECT id, label FROM feedback").fetchall())
     assert labels == {"a": "first", "b": "first", "c": "second"}
-    reasons = [r.reason for r in store.rejections(10)]
+    reasons = [r.reason for r in recent_rejections(store.con, 10)]
     assert sorted(reasons) == [f"duplicate id {i}; the first record with this id is kept" for i in ("a", "b")]
 
 
@@ -57,7 +59,7 @@ def test_failed_batch_leaves_no_rows_and_no_offsets(store: FeedbackStore, monkey
     monkeypatch.setattr(store, "_save_offsets", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write(store, values(["a"]))
-    assert (store.counts().feedback, store.stored_offsets("t")) == (0, {})
+    assert (store_summary(store.con, "t").rows, store.stored_offsets("t")) == (0, {})
 
 
 def test_raw_bytes_of_rejections_are_capped(store: FeedbackStore) -> None:

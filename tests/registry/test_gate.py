@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from common.scores import metric_value
+from registry.bootstrap import paired_bootstrap
 from registry.errors import RegistryError
 from registry.evaluation import Evaluation
 from registry.gate import decide
-from registry.scores import paired_bootstrap, score
 from registry.settings import RegistrySettings
 from tests.registry.conftest import evaluation, holdout
-from trainer.metrics import score as trainer_score
 
 RULES = RegistrySettings(gate_bootstrap_samples=500, gate_margin=0.01, gate_epsilon=0.02)
 
@@ -88,17 +88,5 @@ def test_the_bootstrap_is_deterministic_and_brackets_the_gain() -> None:
     again = paired_bootstrap(rows.labels, rows.predicted, other.predicted, "macro_f1", 300, 0.95, seed=7)
     assert first == again
     assert first.lower_bound < first.gain
-    assert first.gain == pytest.approx(score(rows.labels, rows.predicted, "macro_f1") - score(
+    assert first.gain == pytest.approx(metric_value(rows.labels, rows.predicted, "macro_f1") - metric_value(
         other.labels, other.predicted, "macro_f1"))  # fmt: skip
-
-
-def test_macro_f1_matches_a_hand_count_and_the_trainers() -> None:
-    # neg: precision 1, recall 1/2 -> f1 2/3; pos: precision 1/2, recall 1/2 -> f1 1/2; "maybe" is never true:
-    # it is paid for by the recall of pos, and not averaged in as a zero of its own
-    labels = ("neg", "neg", "pos", "pos")
-    predicted = ("neg", "pos", "pos", "maybe")
-    assert score(labels, predicted, "macro_f1") == pytest.approx((2 / 3 + 0.5) / 2)
-    assert score(labels, predicted, "macro_f1") == pytest.approx(
-        trainer_score(labels, predicted, ["neg", "pos", "maybe"]).macro_f1
-    )
-    assert score(labels, predicted, "accuracy") == 0.5

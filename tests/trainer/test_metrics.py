@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.metrics import backward_transfer, forgetting, matrix_forgetting, score
+from trainer.metrics import backward_transfer, forgetting, matrix_forgetting, score_predictions
 
 
 def test_score() -> None:
-    result = score(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b", "c"])
+    result = score_predictions(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b", "c"])
     assert result.accuracy == 0.75
     assert result.confusion == ((1, 1, 0), (0, 2, 0), (0, 0, 0))
     assert result.per_class["a"].precision == 1.0

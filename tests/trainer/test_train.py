@@ -15,7 +15,7 @@ from tests.trainer.conftest import make_rows, settings_for
 from trainer.data import TrainingData, select_rows
 from trainer.fit import make_optimizer, prepare, pull_toward_anchors
 from trainer.job import Job, read_job, write_job
-from trainer.metrics import score
+from trainer.metrics import score_predictions
 from trainer.model import load_classifier_model, load_tokenizer, read_labels, setup_model
 from trainer.pipeline import run_job
 from trainer.predict import load_classifier, logits, predict
@@ -126,8 +126,8 @@ def test_holdout_predictions_pair_the_candidate_and_the_parent_row_by_row(first_
         assert paired.labels == tuple(row.label for row in rows)
         assert paired.candidate == tuple(p.label for p in predict(child.model_dir, [texts[i] for i in paired.ids]))
         assert paired.parent is not None
-        assert score(paired.labels, paired.parent, child.labels) == child.report.parent_episodes[episode]
-        assert score(paired.labels, paired.candidate, child.labels) == child.report.episodes[episode]
+        assert score_predictions(paired.labels, paired.parent, child.labels) == child.report.parent_episodes[episode]
+        assert score_predictions(paired.labels, paired.candidate, child.labels) == child.report.episodes[episode]
 
 
 def test_without_a_parent_the_holdout_predictions_have_no_parent_side(first_run: Candidate) -> None:

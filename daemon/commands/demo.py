@@ -1,0 +1,19 @@
+"""`driftloop demo`: the whole loop on real health-news tweets (daemon/demo/ holds the scenario)."""
+
+from __future__ import annotations
+
+import click
+
+from daemon.commands.state import CliState, pass_state
+from daemon.demo.scenario import run_demo
+
+
+@click.command("demo")
+@click.option("--quick", is_flag=True, help="A tenth of the data (a smoke run; the model learns little).")
+@pass_state
+def demo(state: CliState, quick: bool) -> None:
+    """Run the whole loop on real data: bootstrap, serve, stream, drift, train, gate, approve, swap, chart."""
+    run_demo((state.settings.home / "demo").resolve(), quick)
+
+
+COMMANDS = [demo]

@@ -1,0 +1,139 @@
+"""`driftloop feedback ...`: send corrections, load files, and look at what the store holds."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import click
+
+from daemon.commands.state import CliState, pass_state
+from daemon.loop.operations import call
+from daemon.serving import client as service_client
+from ingest.errors import BadFeedback
+from ingest.kafka_clients import connect_once, feedback_producer
+from ingest.producer import load_file, send_one
+
+SKIPPED_SHOWN = 20
+ANNOTATE_BATCH = 64
+
+
+@click.group("feedback")
+def feedback_group() -> None:
+    """Send corrections to Kafka and inspect the feedback store."""
+
+
+@feedback_group.command("send")
+@click.option("--text", required=True, help="The text the model classified.")
+@click.option("--label", required=True, help="The correct label, as a person gave it.")
+@click.option("--id", "record_id", help="Idempotency key (default: a new UUID).")
+@click.option("--prediction", help="What the served model predicted.")
+@click.option("--model-version", help="Which model predicted it.")
+@click.option("--meta", help="A JSON object kept with the record.")
+@pass_state
+def send(
+    state: CliState,
+    text: str,
+    label: str,
+    record_id: str | None,
+    prediction: str | None,
+    model_version: str | None,
+    meta: str | None,
+) -> None:
+    """Send one correction to the feedback topic."""
+    settings = state.settings
+    record: dict[str, object] = {"id": record_id or str(uuid.uuid4()), "text": text, "label": label}
+    if prediction is not None:
+        record["prediction"] = prediction
+    if model_version is not None:
+        record["model_version"] = model_version
+    if meta is not None:
+        record["meta"] = _json_object(meta)
+    producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
+    try:
+        send_one(producer, settings.kafka, settings.ingest, record)
+    finally:
+        producer.close()
+    click.echo(f"sent {record['id']} to {settings.kafka.topic}")
+
+
+def _json_object(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadFeedback(f'--meta is not JSON ({exc.msg}); pass an object such as \'{{"source": "app"}}\'') from None
+    if not isinstance(value, dict):
+        raise BadFeedback('--meta must be a JSON object such as \'{"source": "app"}\'')
+    return value
+
+
+@feedback_group.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-check", is_flag=True, help="Send lines verbatim, bad ones included (the consumer rejects them).")
+@pass_state
+def load(state: CliState, file: Path, no_check: bool) -> None:
+    """Send every line of a JSON-lines FILE; bad lines are reported with their number and skipped."""
+    settings = state.settings
+    with open(file, "rb") as lines:
+        total = sum(1 for line in lines if line.strip())
+    producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
+    try:
+        with click.progressbar(length=total, label=f"sending {file.name}", file=sys.stderr) as bar:
+            report = load_file(
+                producer, settings.kafka, settings.ingest, file, check=not no_check, on_progress=bar.update
+            )
+    finally:
+        producer.close()
+    for line, reason in report.skipped[:SKIPPED_SHOWN]:
+        click.echo(f"{file}:{line}: not sent: {reason}", err=True)
+    if len(report.skipped) > SKIPPED_SHOWN:
+        click.echo(f"... and {len(report.skipped) - SKIPPED_SHOWN} more bad lines", err=True)
+    click.echo(f"sent {report.sent} records to {settings.kafka.topic}; skipped {len(report.skipped)} bad lines")
+
+
+@feedback_group.command("annotate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--service", default="http://127.0.0.1:3000", show_default=True, help="URL of `driftloop serve`.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the records with predictions.")
+def annotate(file: Path, service: str, out: Path | None) -> None:
+    """Ask the service to predict every record of FILE: prints its accuracy on them; with --out writes the
+    records with `prediction` and `model_version` set, as corrections of the served model."""
+    records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    sources, right = set(), 0
+    for start in range(0, len(records), ANNOTATE_BATCH):
+        batch = records[start : start + ANNOTATE_BATCH]
+        answer = service_client.request_predictions(service, [record["text"] for record in batch])
+        sources.add(answer["source"])
+        for record, prediction in zip(batch, answer["predictions"], strict=True):
+            record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]
+            right += prediction["label"] == record["label"]
+    if out is not None:
+        out.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    served = ", ".join(sorted(sources))
+    click.echo(f"accuracy of {served} on {file.name}: {right / max(len(records), 1):.4f} ({len(records)} records)")
+
+
+@feedback_group.command("stats")
+@pass_state
+def stats(state: CliState) -> None:
+    """Counts of stored and rejected records, and of stored records per label."""
+    summary = call(state.settings, "feedback_stats")
+    click.echo(f"stored {summary['rows']} ({summary['holdout_rows']} holdout), rejected {summary['rejected']}")
+    for label, count in summary["labels"].items():
+        click.echo(f"  {label:<24} {count}")
+
+
+@feedback_group.command("rejected")
+@click.option("--limit", default=20, show_default=True, help="How many of the newest rejections to show.")
+@pass_state
+def rejected(state: CliState, limit: int) -> None:
+    """The newest rejected records: where they were in Kafka and why they were rejected."""
+    for item in call(state.settings, "rejections", limit=limit):
+        click.echo(
+            f"{item['topic']}[{item['partition']}]@{item['offset']}: {item['reason']}  raw={item['raw_preview']!r}"
+        )
+
+
+COMMANDS = [feedback_group]

@@ -1,0 +1,76 @@
+"""`driftloop run` and `driftloop status`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from daemon.commands.state import CliState, pass_state
+from daemon.loop.admin import daemon_lock
+from daemon.loop.operations import call
+from daemon.loop.signals import stop_on_signals
+
+
+@click.command("run")
+@pass_state
+def run(state: CliState) -> None:
+    """Run the daemon: ingest, drift checks and the admin API, until SIGTERM/SIGINT."""
+    from daemon.loop.runtime import Daemon  # APScheduler and prometheus_client: only when the daemon runs
+
+    with stop_on_signals() as stop, daemon_lock(state.settings.home):
+        Daemon(state.settings, stop).run()
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_state
+def status(state: CliState, as_json: bool) -> None:
+    """Rows, rejections, partition offsets and drift signals; from the running daemon when there is one."""
+    current = call(state.settings, "status")
+    if as_json:
+        click.echo(json.dumps(current, indent=2, default=str))
+        return
+    _print_status(current)
+
+
+def _print_status(current: dict[str, Any]) -> None:
+    ingest, drift, daemon = current["ingest"], current["drift"], current.get("daemon")
+    click.echo(f"daemon: running, pid {daemon['pid']}, up {daemon['uptime_s']} s" if daemon else "daemon: not running")
+    click.echo(
+        f"ingest: {ingest['rows']} rows ({ingest['holdout_rows']} holdout, {ingest['labels']} labels), "
+        f"{ingest['rejected']} rejected, topic {ingest['topic']}"
+    )
+    lag = daemon["lag"] if daemon else {}
+    for partition in ingest["partitions"]:
+        behind = lag.get(str(partition["partition"]), lag.get(partition["partition"]))
+        shown = "" if behind is None else f", lag {behind}"
+        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}{shown}")
+    click.echo(f"drift: {drift['phase']}, {drift['rows_seen']} rows seen, {drift['events']} events")
+    for reading in drift["readings"]:
+        value = "n/a" if reading["value"] is None else f"{reading['value']:.4f}"
+        click.echo(f"  {reading['name']:<11} {value:>8}  threshold {reading['threshold']}")
+    if drift["last_event"]:
+        click.echo(f"  last event: {drift['last_event']}")
+    _print_models(current["models"], current["training"])
+
+
+def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
+    pending = ", ".join(models["pending"]) or "none"
+    click.echo(f"models: production {models['production'] or 'none (run `driftloop bootstrap`)'}, "
+               f"waiting for approval: {pending}")  # fmt: skip
+    active, last = training.get("active"), training["last_run"]
+    if active:
+        progress = active["progress"]
+        shown = ", ".join(f"{key} {value}" for key, value in progress.items() if key != "event") or "starting"
+        click.echo(f"training: run {active['run']} running (pid {active['pid']}): {shown}")
+    elif last:
+        reason = f": {last['reason']}" if last["reason"] else ""
+        click.echo(f"training: last run {last['id']} ({last['trigger']}, episode {last['episode']}) "
+                   f"{last['status']}{reason}")  # fmt: skip
+    else:
+        click.echo("training: no run yet")
+
+
+COMMANDS = [run, status]

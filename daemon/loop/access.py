@@ -1,0 +1,30 @@
+"""What an operation on the store is given: a connection and the settings, as the daemon or the CLI holds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from daemon.loop.store import bentoml_home
+from daemon.settings import Settings
+
+if TYPE_CHECKING:
+    from registry.registry import Registry
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    con: duckdb.DuckDBPyConnection
+    settings: Settings
+
+    def registry(self) -> Registry:
+        from registry.registry import Registry
+
+        return Registry(self.con, self.settings.registry, bentoml_home(self.settings))
+
+
+Operation = Callable[[StoreAccess, dict[str, Any]], Any]
+"""One operation: the access and the command's arguments (JSON data) in, a result `as_json` can carry out."""

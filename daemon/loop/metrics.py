@@ -1,0 +1,90 @@
+"""Prometheus metrics of the daemon, computed from its status at scrape time (so they never disagree with it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from daemon.errors import DaemonError
+
+log = logging.getLogger(__name__)
+
+
+class StatusCollector(Collector):
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        yield from ingest_metrics(status["ingest"], status.get("daemon") or {})
+        yield from drift_metrics(status["drift"])
+        yield from model_metrics(status["training"], status["models"])
+
+
+def ingest_metrics(ingest: dict[str, Any], live: dict[str, Any]) -> Iterator[Metric]:
+    yield GaugeMetricFamily("driftloop_feedback_rows", "Feedback rows in the store.", value=ingest["rows"])
+    yield CounterMetricFamily("driftloop_rejected_records", "Records rejected with a reason.", value=ingest["rejected"])
+    rate = GaugeMetricFamily(
+        "driftloop_ingest_records_per_second", "Records stored or rejected per second of streaming."
+    )
+    rate.add_metric([], live.get("records_per_s", 0.0))
+    yield rate
+    lag = GaugeMetricFamily("driftloop_ingest_lag_records", "Records in Kafka not yet stored.", labels=["partition"])
+    for partition, behind in sorted((live.get("lag") or {}).items()):
+        lag.add_metric([str(partition)], behind)
+    yield lag
+
+
+def drift_metrics(drift: dict[str, Any]) -> Iterator[Metric]:
+    value = GaugeMetricFamily("driftloop_drift_signal", "Latest value of each drift signal.", labels=["signal"])
+    threshold = GaugeMetricFamily("driftloop_drift_threshold", "Threshold of each drift signal.", labels=["signal"])
+    for reading in drift["readings"]:
+        if reading["value"] is not None:
+            value.add_metric([reading["name"]], reading["value"])
+        threshold.add_metric([reading["name"]], reading["threshold"])
+    yield value
+    yield threshold
+    yield CounterMetricFamily("driftloop_drift_events", "Drift events detected.", value=drift["events_stored"])
+
+
+def model_metrics(training: dict[str, Any], models: dict[str, Any]) -> Iterator[Metric]:
+    runs = CounterMetricFamily("driftloop_training_runs", "Training runs by how they ended.", labels=["status"])
+    for status, count in sorted(training["runs_by_status"].items()):
+        runs.add_metric([status], count)
+    yield runs
+    gate = CounterMetricFamily("driftloop_gate_decisions", "Gate decisions on candidates.", labels=["result"])
+    for result, count in sorted(models["gate_decisions"].items()):
+        gate.add_metric([result], count)
+    yield gate
+    promotions = CounterMetricFamily("driftloop_promotions", "Registry actions by kind.", labels=["action"])
+    for action, count in sorted(models["promotions"].items()):
+        promotions.add_metric([action], count)
+    yield promotions
+    pending = GaugeMetricFamily("driftloop_candidates_pending", "Candidates waiting for approval.")
+    pending.add_metric([], len(models["pending"]))
+    yield pending
+
+
+def serve_metrics(host: str, port: int, status: Callable[[], dict[str, Any]]) -> Callable[[], None]:
+    """Start the /metrics endpoint; returns the function that stops it."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    try:
+        server, thread = start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        raise DaemonError(
+            f"cannot serve metrics on {host}:{port}: {exc}; set daemon.metrics_port to a free port, or 0 to turn it off"
+        ) from None
+    log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop

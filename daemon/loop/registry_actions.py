@@ -1,0 +1,57 @@
+"""The operator's registry actions as operations; after a promotion the drift monitor starts a fresh reference."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from daemon.loop.access import Operation, StoreAccess
+from drift.settings import DriftSettings
+from drift.store import load_monitor, save_monitor
+
+if TYPE_CHECKING:
+    from registry.records import Promotion
+    from registry.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def rebaseline_drift(registry: Registry, drift: DriftSettings) -> None:
+    """A new production model changes the error stream: the monitor cools down and learns a new reference."""
+    monitor = load_monitor(registry.con, drift)
+    monitor.rebaseline(cooldown=True)
+    save_monitor(registry.con, monitor, [])
+    log.info("drift monitor restarts its reference for the new production model")
+
+
+def _show(access: StoreAccess, arguments: dict[str, Any]) -> dict[str, Any]:
+    registry = access.registry()
+    return {"model": registry.show(arguments["version"]), "promotions": registry.promotions(arguments["version"])}
+
+
+def _approve(access: StoreAccess, arguments: dict[str, Any]) -> Promotion:
+    registry = access.registry()
+    promotion = registry.approve(
+        arguments["version"], arguments["actor"], arguments.get("reason"), arguments.get("force", False)
+    )
+    rebaseline_drift(registry, access.settings.drift)
+    return promotion
+
+
+def _rollback(access: StoreAccess, arguments: dict[str, Any]) -> Promotion:
+    registry = access.registry()
+    promotion = registry.rollback(arguments["actor"], arguments.get("to"), arguments.get("reason"))
+    rebaseline_drift(registry, access.settings.drift)
+    return promotion
+
+
+OPERATIONS: dict[str, Operation] = {
+    "models": lambda access, arguments: access.registry().models(arguments.get("stage")),
+    "show": _show,
+    "approve": _approve,
+    "reject": lambda access, arguments: access.registry().reject(
+        arguments["version"], arguments["actor"], arguments["reason"]
+    ),
+    "rollback": _rollback,
+    "lineage": lambda access, arguments: access.registry().lineage(arguments["version"]),
+}

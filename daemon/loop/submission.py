@@ -1,0 +1,144 @@
+"""The gate job: a finished run's candidate against production on every episode's holdout, into the registry
+with its lineage, from the Kafka offsets of its data to the evaluation report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from daemon.loop import runs
+from daemon.loop.runs import TrainingRun
+from drift.store import event_record
+from ingest import history
+from trainer.job import JOB_FILE, PROGRESS_FILE, ROWS_FILE, run_dir_for
+from trainer.results import CANDIDATE_FILE, PREDICTIONS_FILE, Candidate, load_candidate
+
+if TYPE_CHECKING:
+    from registry.candidates import Lineage
+    from registry.evaluation import Evaluation
+    from registry.records import ModelRecord
+    from registry.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def submit_finished(con: duckdb.DuckDBPyConnection, registry: Registry) -> list[ModelRecord]:
+    """Gate and register every run that finished training; each run ends `submitted` (or `failed`, with why)."""
+    submitted = []
+    for record in reversed(runs.list_runs(con, status="succeeded")):
+        model = submit_run(con, registry, record)
+        if model is not None:
+            submitted.append(model)
+    return submitted
+
+
+def submit_run(con: duckdb.DuckDBPyConnection, registry: Registry, record: TrainingRun) -> ModelRecord | None:
+    from registry.candidates import CandidateFiles
+    from registry.errors import RegistryError
+
+    production = registry.production()
+    current = production.version if production else None
+    if current != record.parent_version:
+        reason = f"production changed from {record.parent_version} to {current} during the run; it is trained again"
+        runs.end_run(con, record.id, status="interrupted", reason=reason)
+        log.warning("training run %d: %s", record.id, reason)
+        return None
+    try:
+        candidate = load_candidate(Path(record.out_dir))
+        candidate_eval, production_eval = evaluations(candidate, production)
+        run_dir = run_dir_for(candidate.path)
+        files = CandidateFiles(
+            model_dir=candidate.model_dir,
+            int8_dir=_existing(candidate.path / "int8"),
+            adapter_dir=candidate.adapter_dir,
+            evidence=[
+                candidate.path / CANDIDATE_FILE,
+                candidate.path / PREDICTIONS_FILE,
+                run_dir / JOB_FILE,
+                run_dir / PROGRESS_FILE,
+            ],  # fmt: skip
+        )
+        model = registry.submit(
+            files, candidate_eval, production_eval, build_lineage(con, record, candidate), parent=current
+        )
+    except (RegistryError, OSError, ValueError, KeyError) as exc:
+        runs.end_run(con, record.id, status="failed", reason=f"the candidate could not be gated or stored: {exc}")
+        log.exception("training run %d: the candidate could not be gated or stored", record.id)
+        return None
+    runs.end_run(con, record.id, status="submitted", candidate_version=model.version)
+    return model
+
+
+def evaluations(candidate: Candidate, production: ModelRecord | None) -> tuple[Evaluation, Evaluation | None]:
+    """What the gate reads: both models' predictions on the same holdout rows, the candidate's latency and memory
+    (production's from its own record)."""
+    from registry.evaluation import Evaluation, HoldoutPredictions
+
+    report = candidate.report
+    mine = {e: HoldoutPredictions(p.labels, p.candidate) for e, p in candidate.predictions.items()}
+    candidate_eval = Evaluation(mine, report.latency_ms_p99, report.peak_memory_mb)
+    if production is None:
+        return candidate_eval, None
+    theirs = {}
+    for episode, predictions in candidate.predictions.items():
+        if predictions.parent is None:
+            raise ValueError(f"the run has no predictions of production {production.version} on episode {episode}")
+        theirs[episode] = HoldoutPredictions(predictions.labels, predictions.parent)
+    metrics = production.metrics
+    return candidate_eval, Evaluation(theirs, metrics["latency_ms_p99"], metrics["peak_memory_mb"])
+
+
+def build_lineage(con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate: Candidate) -> Lineage:
+    from registry.candidates import Lineage
+
+    run_dir = run_dir_for(candidate.path)
+    report = candidate.report
+    job = json.loads((run_dir / JOB_FILE).read_text())
+    return Lineage(
+        kafka_ranges=[asdict(span) for span in history.kafka_ranges(con, record.first_row_id, record.last_row_id)],
+        snapshot={
+            "episode": record.episode,
+            "new_window_row_ids": [record.first_row_id, record.last_row_id],
+            "replay_from_row_ids_before": record.first_row_id,
+            **(record.data or {}),
+            "rows_file": str(run_dir / ROWS_FILE),
+            "rows_sha256": hashlib.sha256((run_dir / ROWS_FILE).read_bytes()).hexdigest(),
+        },
+        drift_event=None if record.drift_row_id is None else event_record(con, record.drift_row_id),
+        training_run={
+            "id": record.id,
+            "trigger": record.trigger,
+            "attempt": record.attempt,
+            "parent_version": record.parent_version,
+            "started_at": str(record.started_at),
+            "directory": str(run_dir.parent),
+            "settings": job["settings"],
+            "fit": {
+                "epochs": candidate.fit.epochs,
+                "best_epoch": candidate.fit.best_epoch,
+                "stopped_early": candidate.fit.stopped_early,
+                "train_seconds": round(candidate.fit.train_seconds, 1),
+                "samples_per_s": round(candidate.fit.samples_per_s, 1),
+            },
+        },
+        report={
+            "path": str(candidate.path / CANDIDATE_FILE),
+            "newest_episode": report.newest_episode,
+            "macro_f1": {str(e): round(s.macro_f1, 4) for e, s in report.episodes.items()},
+            "accuracy": {str(e): round(s.accuracy, 4) for e, s in report.episodes.items()},
+            "forgetting": {str(e): round(v, 4) for e, v in report.forgetting.items()},
+            "backward_transfer": report.backward_transfer,
+            "latency_ms_p99": round(report.latency_ms_p99, 2),
+            "peak_memory_mb": round(report.peak_memory_mb, 1),
+        },
+    )
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_dir() else None

@@ -1,0 +1,62 @@
+"""What `driftloop status` shows, computed from the store; the daemon adds its own live figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from daemon.loop import runs
+from daemon.settings import Settings
+from drift.store import count_events, load_monitor, stored_events
+from ingest.summary import store_summary
+from registry.records import select_models, select_promotions
+
+
+def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
+    """Ingest, drift, training and model figures."""
+    stored = store_summary(con, settings.kafka.topic)
+    monitor = load_monitor(con, settings.drift).status()
+    events = stored_events(con, limit=1)
+    last_run = runs.list_runs(con, limit=1)
+    return {
+        "ingest": {
+            "topic": stored.topic,
+            "rows": stored.rows,
+            "holdout_rows": stored.holdout_rows,
+            "labels": len(stored.labels),
+            "last_ingested_at": None if stored.last_ingested_at is None else stored.last_ingested_at.isoformat(),
+            "rejected": stored.rejected,
+            "partitions": [
+                {"partition": p.partition, "next_offset": p.next_offset, "updated_at": p.updated_at.isoformat()}
+                for p in stored.partitions
+            ],
+        },
+        "drift": {
+            **monitor.as_dict(),
+            "events_stored": count_events(con),
+            "last_event": events[0].describe() if events else None,
+        },
+        "training": {
+            "runs_by_status": runs.runs_by_status(con),
+            "last_run": last_run[0].as_dict() if last_run else None,
+        },
+        "models": _models(con, settings.registry.task),
+    }
+
+
+def _models(con: duckdb.DuckDBPyConnection, task: str) -> dict[str, Any]:
+    models = select_models(con, task)
+    actions: dict[str, int] = {}
+    for promotion in select_promotions(con, task):
+        actions[promotion.action] = actions.get(promotion.action, 0) + 1
+    production = [model.version for model in models if model.stage == "production"]
+    return {
+        "production": production[0] if production else None,
+        "pending": [model.version for model in models if model.stage == "pending"],
+        "gate_decisions": {
+            "passed": sum(1 for model in models if model.gate_passed),
+            "failed": sum(1 for model in models if not model.gate_passed),
+        },
+        "promotions": actions,
+    }

@@ -1,0 +1,81 @@
+"""What the service process starts with: set in-process with `configure`, or read from the file that
+`driftloop serve` writes (readable by its owner only: it may hold the SASL password) and names in
+`DRIFTLOOP_SERVICE_CONFIG`."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daemon.errors import DaemonError
+from ingest.settings import IngestSettings, KafkaSettings
+from registry.settings import RegistrySettings
+
+CONFIG_ENV = "DRIFTLOOP_SERVICE_CONFIG"
+
+
+class FeedbackSink(Protocol):
+    """Sends one checked feedback record on (to Kafka), keyed by its id."""
+
+    def send(self, key: str, value: bytes) -> None: ...
+
+
+class ServiceConfig(BaseModel):
+    """The settings sections the service uses; `kafka` None: /feedback answers 503."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The registry section.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="The checks /feedback applies.")
+    kafka: KafkaSettings | None = Field(None, description="Where /feedback sends corrections.")
+    bentoml_home: Path = Field(description="BentoML home holding the model store.")
+
+
+_configured: tuple[ServiceConfig, FeedbackSink | None] | None = None
+
+
+def configure(config: ServiceConfig, sink: FeedbackSink | None = None) -> None:
+    """Set what the next service instance in this process starts with (tests, in-process serving)."""
+    global _configured
+    _configured = (config, sink)
+
+
+def clear() -> None:
+    global _configured
+    _configured = None
+
+
+def write_config(config: ServiceConfig, path: Path) -> Path:
+    """Write the configuration, the SASL password in clear, into a file only its owner can read."""
+    values = config.model_dump(mode="json")
+    if config.kafka is not None and config.kafka.sasl_password is not None:
+        values["kafka"]["sasl_password"] = config.kafka.sasl_password.get_secret_value()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created rw------- already
+    with os.fdopen(handle, "w") as out:
+        json.dump(values, out, indent=1)
+    os.replace(partial, path)
+    return path
+
+
+def current() -> tuple[ServiceConfig, FeedbackSink | None]:
+    """The configured values, else those of the file in $DRIFTLOOP_SERVICE_CONFIG with a Kafka sink."""
+    if _configured is not None:
+        return _configured
+    file = os.environ.get(CONFIG_ENV)
+    if not file:
+        raise DaemonError(f"no service configuration; start the service with `driftloop serve` (it sets {CONFIG_ENV})")
+    try:
+        config = ServiceConfig.model_validate_json(Path(file).read_text())
+    except (OSError, ValidationError) as exc:
+        raise DaemonError(f"{CONFIG_ENV}={file} is not a usable service configuration: {exc}") from None
+    if config.kafka is None:
+        return config, None
+    from daemon.serving.feedback import KafkaFeedbackSink
+
+    return config, KafkaFeedbackSink(config.kafka)

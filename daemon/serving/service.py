@@ -1,0 +1,121 @@
+"""The BentoML service, composed from its parts: the registry's model slot (hot swap), the trainer's predictor
+and the ingest check and producer for /feedback.
+
+`bentoml serve daemon.serving.service:DriftloopService` (what `driftloop serve` runs) or, in-process,
+`DriftloopService.to_asgi()` after `daemon.serving.config.configure(...)`. Routes: POST /predict,
+POST /feedback, GET /healthz, /livez, /readyz and /metrics (BentoML's, plus driftloop_* metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any, cast
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+
+import bentoml  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+
+from daemon.serving import config as service_config  # noqa: E402
+from daemon.serving.requests import texts_problem  # noqa: E402
+from ingest.errors import BadFeedback  # noqa: E402
+from ingest.producer import checked_record  # noqa: E402
+from registry.metrics import service_metrics  # noqa: E402
+from registry.reloader import Loaded, ModelSlot  # noqa: E402
+from registry.settings import RegistrySettings  # noqa: E402
+from registry.store import ModelStore, StoredModel  # noqa: E402
+from trainer.predict import Classifier, load_served, predict, use_threads  # noqa: E402
+
+log = logging.getLogger(__name__)
+NO_MODEL = "no production model yet: approve a candidate with `driftloop approve VERSION`"
+
+
+def load_stored(stored: StoredModel, settings: RegistrySettings) -> Classifier:
+    """A production store entry as served: `int8/` or `model/` quantized at load when INT8 is on, else `model/`."""
+    return load_served(stored.path / "model", stored.path / "int8", settings.int8, settings.predict_batch_size)
+
+
+def _error(status: int, message: str) -> dict[str, Any]:
+    # BentoML sends a returned Response as it is; the cast keeps the API's declared output type.
+    return cast(dict[str, Any], JSONResponse({"error": message}, status_code=status))
+
+
+@bentoml.service(name="driftloop", workers=1, traffic={"timeout": 60})
+class DriftloopService:
+    def __init__(self) -> None:
+        config, self.sink = service_config.current()
+        self.settings = settings = config.registry
+        self.ingest = config.ingest
+        use_threads(settings.int8_torch_threads if settings.int8 else settings.torch_threads)
+        self.metrics = service_metrics()
+        self.slot: ModelSlot[Classifier] = ModelSlot(
+            ModelStore(config.bentoml_home),
+            settings.production_name(),
+            lambda stored: load_stored(stored, settings),
+            settings.poll_interval_s,
+            on_swap=self._swapped,
+        )
+        self.slot.refresh()
+        self.slot.start()
+
+    @bentoml.api(route="/predict")  # type: ignore[untyped-decorator]  # bentoml exports it lazily (untyped)
+    def predict(self, texts: list[str]) -> dict[str, Any]:
+        """Classify a batch of texts: each gets a label and a probability per label, with the serving version."""
+        problem = texts_problem(texts, self.settings.max_batch_texts, self.ingest.max_text_chars)
+        if problem is not None:
+            return _error(400, problem)
+        served = self.slot.current
+        if served is None:
+            return _error(503, NO_MODEL)
+        started = time.perf_counter()
+        predictions = predict(served.model, texts)
+        self.metrics.predict_seconds.observe(time.perf_counter() - started)
+        self.metrics.predictions.labels(model_version=served.version).inc(len(texts))
+        return {
+            "model_version": served.version,
+            "source": served.source,
+            "predictions": [{"label": p.label, "scores": p.scores} for p in predictions],
+        }
+
+    @bentoml.api(route="/feedback")  # type: ignore[untyped-decorator]
+    def feedback(
+        self,
+        text: str,
+        label: str,
+        id: str | None = None,  # the record field is called id
+        prediction: str | None = None,
+        model_version: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A correction: checked as ingest checks every record, then sent to the feedback topic keyed by its id."""
+        record: dict[str, Any] = {"id": id if id is not None else str(uuid.uuid4()), "text": text, "label": label}
+        optional = {"prediction": prediction, "model_version": model_version, "meta": meta}
+        record.update({key: value for key, value in optional.items() if value is not None})
+        try:
+            key, value = checked_record(record, self.ingest)
+        except BadFeedback as exc:
+            self.metrics.feedback.labels(result="bad").inc()
+            return _error(400, str(exc))
+        if self.sink is None:
+            return _error(503, "/feedback is not configured: start the service with `driftloop serve` and Kafka")
+        try:
+            self.sink.send(key, value)
+        except Exception as exc:
+            log.exception("feedback %s was not sent", key)
+            self.metrics.feedback.labels(result="failed").inc()
+            return _error(503, f"the correction could not be sent to Kafka ({type(exc).__name__}); retry later")
+        self.metrics.feedback.labels(result="sent").inc()
+        return {"id": key, "status": "sent"}
+
+    def __is_ready__(self) -> bool:
+        return self.slot.current is not None
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def close(self) -> None:
+        self.slot.stop()
+
+    def _swapped(self, loaded: Loaded[Classifier]) -> None:
+        self.metrics.swaps.labels(model_version=loaded.version).inc()

@@ -1,0 +1,70 @@
+"""What the store holds, for `status`, `feedback stats` and `feedback rejected`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class PartitionOffset:
+    partition: int
+    next_offset: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """Stored and rejected records, the stored rows per label, and the next offset of every partition of `topic`."""
+
+    topic: str
+    rows: int
+    holdout_rows: int
+    rejected: int
+    labels: dict[str, int]
+    last_ingested_at: datetime | None
+    partitions: list[PartitionOffset]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    raw_preview: str
+
+
+def store_summary(con: duckdb.DuckDBPyConnection, topic: str) -> StoreSummary:
+    totals = con.execute(
+        "SELECT count(*), count(*) FILTER (split = 'holdout'), (SELECT count(*) FROM rejected), max(ingested_at) "
+        "FROM feedback"
+    ).fetchall()[0]
+    labels = con.execute("SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label").fetchall()
+    offsets = con.execute(
+        "SELECT partition, next_offset, updated_at FROM kafka_offsets WHERE topic = ? ORDER BY partition", [topic]
+    ).fetchall()
+    return StoreSummary(
+        topic=topic,
+        rows=totals[0],
+        holdout_rows=totals[1],
+        rejected=totals[2],
+        labels=dict(labels),
+        last_ingested_at=totals[3],
+        partitions=[PartitionOffset(partition, offset, updated) for partition, offset, updated in offsets],
+    )
+
+
+def recent_rejections(con: duckdb.DuckDBPyConnection, limit: int) -> list[Rejection]:
+    """The newest rejected records, with the start of their raw value."""
+    rows = con.execute(
+        'SELECT topic, partition, "offset", reason, raw FROM rejected '
+        'ORDER BY rejected_at DESC, partition, "offset" DESC LIMIT ?',
+        [limit],
+    ).fetchall()
+    return [
+        Rejection(topic, partition, offset, reason, bytes(raw[:60]).decode("utf-8", "replace"))
+        for topic, partition, offset, reason, raw in rows
+    ]

@@ -1,0 +1,66 @@
+"""Per-class recall and the paired bootstrap of a score difference, over the scores in common.scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from common.scores import Metric, batched_metric, encode_labels, metric_value
+
+
+def recall_per_class(labels: Sequence[str], predicted: Sequence[str]) -> dict[str, tuple[float, int]]:
+    """(recall, support) of every class that occurs in `labels`."""
+    result: dict[str, tuple[float, int]] = {}
+    for label in sorted(set(labels)):
+        rows = [i for i, value in enumerate(labels) if value == label]
+        hits = sum(1 for i in rows if predicted[i] == label)
+        result[label] = (hits / len(rows), len(rows))
+    return result
+
+
+@dataclass(frozen=True)
+class PairedGain:
+    """Candidate minus production on the same rows: the point estimate and a one-sided bootstrap lower bound."""
+
+    candidate: float
+    production: float
+    gain: float
+    lower_bound: float
+    confidence: float
+    samples: int
+
+
+def paired_bootstrap(
+    labels: Sequence[str],
+    candidate: Sequence[str],
+    production: Sequence[str],
+    metric: Metric,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> PairedGain:
+    """Resample rows with replacement; each resample scores both models on the same rows."""
+    classes, (true, cand, prod) = encode_labels(labels, candidate, production)
+    rows = len(true)
+    rng = np.random.default_rng(seed)
+    gains: list[NDArray[np.float64]] = []
+    chunk = max(1, 2_000_000 // max(rows, 1))
+    for start in range(0, samples, chunk):
+        picks = rng.integers(0, rows, size=(min(chunk, samples - start), rows))
+        gains.append(
+            batched_metric(true[picks], cand[picks], len(classes), metric)
+            - batched_metric(true[picks], prod[picks], len(classes), metric)
+        )
+    point_candidate = metric_value(labels, candidate, metric)
+    point_production = metric_value(labels, production, metric)
+    return PairedGain(
+        candidate=point_candidate,
+        production=point_production,
+        gain=point_candidate - point_production,
+        lower_bound=float(np.quantile(np.concatenate(gains), 1.0 - confidence)),
+        confidence=confidence,
+        samples=samples,
+    )

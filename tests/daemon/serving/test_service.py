@@ -1,0 +1,150 @@
+"""The BentoML service in-process through starlette's TestClient: predict, bad input, hot reload, feedback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from starlette.testclient import TestClient
+
+from daemon.serving import config as service_config
+from daemon.serving.config import FeedbackSink, ServiceConfig
+from ingest.settings import KafkaSettings
+from registry.registry import Registry
+from registry.settings import RegistrySettings
+from tests.registry.conftest import evaluation, files, lineage_for
+
+
+@functools.cache
+def asgi_app() -> Any:
+    """One app per process: BentoML registers its Prometheus metrics each time it builds one."""
+    from daemon.serving.service import DriftloopService
+
+    return cast(Any, DriftloopService).to_asgi()
+
+
+@pytest.fixture
+def serve(settings: RegistrySettings, bentoml_home: Path) -> Iterator[Any]:
+    """Start the service (a new instance, through the app's lifespan) with the given sink and settings changes."""
+    clients: list[TestClient] = []
+
+    def start(sink: FeedbackSink | None = None, **changes: Any) -> TestClient:
+        for running in clients:
+            running.__exit__(None, None, None)
+        clients.clear()
+        config = ServiceConfig(registry=settings.model_copy(update=changes), bentoml_home=bentoml_home)
+        service_config.configure(config, sink)
+        client = TestClient(asgi_app())
+        clients.append(client.__enter__())
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+    service_config.clear()
+
+
+def promote(registry: Registry, model: Path, run: str) -> str:
+    record = registry.submit(files(model), evaluation({1: 0.8}), None, lineage_for(run))
+    return str(registry.approve(record.version, "test").production_tag).split(":")[1]
+
+
+def test_predict_validates_and_hot_swaps(registry: Registry, tiny_models: tuple[Path, ...], serve: Any) -> None:
+    client = serve()
+    assert client.get("/readyz").status_code == 503
+    assert "no production model yet" in client.post("/predict", json={"texts": ["w1"]}).json()["error"]
+    first = promote(registry, tiny_models[0], "r1")
+    client = serve()  # starts with a production model
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+    long_text = " ".join(f"w{i % 40}" for i in range(200))  # 200 tokens > max_length 32: sliding windows
+    answer = client.post("/predict", json={"texts": ["w1 w2 w3", long_text]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == first
+    assert body["source"] == "driftloop-test:v1"
+    assert [set(p["scores"]) for p in body["predictions"]] == [{"neg", "pos"}] * 2
+    assert all(abs(sum(p["scores"].values()) - 1) < 1e-5 for p in body["predictions"])
+    assert all(p["label"] in ("neg", "pos") for p in body["predictions"])
+
+    empty = client.post("/predict", json={"texts": []})
+    assert empty.json() == {"error": "`texts` is empty; send a list of 1 to 64 texts"}
+    assert client.post("/predict", json={"texts": ["a"] * 65}).json()["error"].startswith("`texts` has 65 texts")
+    too_long = client.post("/predict", json={"texts": ["ok", "x" * 20_001]})
+    assert too_long.status_code == 400
+    assert too_long.json()["error"].startswith("`texts[1]` has 20001 characters")
+    for body_sent in ({"text": ["x"]}, {"texts": "just one"}, {"texts": [1, 2]}):
+        refused = client.post("/predict", json=body_sent)
+        assert (refused.status_code, refused.json()["detail"][0]["loc"][0]) == (400, "texts"), refused.text
+    broken = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 400
+
+    second = promote(registry, tiny_models[1], "r2")
+    promoted_at = time.monotonic()
+    while client.post("/predict", json={"texts": ["w1"]}).json()["model_version"] != second:
+        assert time.monotonic() - promoted_at < 2.0, "the service did not swap to the new production model within 2 s"
+        time.sleep(0.05)
+    metrics = client.get("/metrics").text
+    assert f'driftloop_model_swaps_total{{model_version="{second}"}}' in metrics
+    assert "driftloop_predictions_total" in metrics
+
+
+def test_int8_serving_serves_the_quantized_model(registry: Registry, tiny_models: tuple[Path, ...], serve: Any) -> None:
+    version = promote(registry, tiny_models[0], "r1")
+    texts = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(12)) for i in range(8)]
+    fp32 = serve().post("/predict", json={"texts": texts}).json()
+    answer = serve(int8=True).post("/predict", json={"texts": texts})
+    assert answer.status_code == 200
+    int8 = answer.json()
+    assert int8["model_version"] == fp32["model_version"] == version
+    differences = [abs(a["scores"]["pos"] - b["scores"]["pos"]) for a, b in zip(int8["predictions"],
+                   fp32["predictions"], strict=True)]  # fmt: skip
+    assert 0 < max(differences) < 0.05, "INT8 weights give close, not identical, probabilities"
+
+
+def test_feedback_is_checked_and_refused_without_a_sink(serve: Any) -> None:
+    client = serve()
+    assert client.post("/feedback", json={"text": "w1", "label": "pos"}).status_code == 503
+    assert client.post("/feedback", json={"text": "  ", "label": "pos"}).json() == {
+        "error": "text is empty after whitespace normalisation"
+    }
+    long_id = client.post("/feedback", json={"id": "x" * 201, "text": "w1", "label": "pos"})
+    assert long_id.json() == {"error": "id is 201 characters; the limit is 200 (ingest.max_id_chars)"}
+    assert client.post("/feedback", json={"text": "w1"}).status_code == 400
+
+
+@pytest.mark.kafka
+def test_feedback_reaches_the_broker(serve: Any, kafka_settings: KafkaSettings) -> None:
+    from kafka import KafkaConsumer
+
+    from daemon.serving.feedback import KafkaFeedbackSink
+    from ingest.kafka_clients import connection_config, ensure_topic
+
+    ensure_topic(kafka_settings, 1)
+    sink = KafkaFeedbackSink(kafka_settings)
+    client = serve(sink)
+    sent = client.post("/feedback", json={"id": "c-1", "text": "w1 w2", "label": "pos", "prediction": "neg",
+                                          "model_version": "v1-p1", "meta": {"app": "test"}})  # fmt: skip
+    assert sent.status_code == 200
+    assert sent.json() == {"id": "c-1", "status": "sent"}
+    refused = client.post("/feedback", json={"id": "x" * 201, "text": "w1", "label": "pos"})
+    assert refused.status_code == 400
+    assert "ingest.max_id_chars" in refused.json()["error"]
+
+    consumer = KafkaConsumer(kafka_settings.topic, auto_offset_reset="earliest", **connection_config(kafka_settings))
+    records: list[Any] = []
+    deadline = time.monotonic() + 15
+    try:
+        while not records and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records += [json.loads(message.value) for message in batch]
+    finally:
+        consumer.close()
+    assert records == [{"id": "c-1", "text": "w1 w2", "label": "pos", "prediction": "neg", "model_version": "v1-p1",
+                        "meta": {"app": "test"}}]  # fmt: skip
