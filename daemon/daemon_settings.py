@@ -24,7 +24,8 @@ class DaemonSettings(BaseModel):
     max_training_attempts: int = Field(
         2,
         ge=1,
-        description="Runs tried per drift event: a failed or interrupted run is retried until this many were made.",
+        description="Runs tried per drift event: a failed or aborted run is retried until this many were made "
+        "(a run interrupted by a shutdown or a production change is retried without counting).",
     )
     metrics_port: int = Field(
         9464,
