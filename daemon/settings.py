@@ -23,6 +23,7 @@ from registry.settings import RegistrySettings
 from trainer.settings import TrainerSettings
 
 DEFAULT_CONFIG_FILE = Path("driftloop.toml")
+SECRET_WORDS = ("password", "secret", "token")  # a setting whose key holds one of these is never printed
 _config_file: ContextVar[Path | None] = ContextVar("driftloop_config_file", default=None)
 
 
@@ -102,7 +103,12 @@ def describe_validation_error(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown setting {key!r}; `driftloop config show` lists every setting"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"bad setting {key}={first['input']!r}: {first['msg']}{more}"
+    given = first["input"]
+    if isinstance(given, Mapping):  # a whole section (a check across its fields): its values may hold secrets
+        return f"bad setting {key}: {first['msg']}{more}"
+    if any(word in key for word in SECRET_WORDS):
+        given = "********"
+    return f"bad setting {key}={given!r}: {first['msg']}{more}"
 
 
 def parse_assignment(assignment: str) -> dict[str, Any]:

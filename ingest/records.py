@@ -25,6 +25,7 @@ INCOMING_SCHEMA = pa.schema(
 )
 
 FIELDS = ("id", "text", "label", "prediction", "model_version", "ts", "meta")
+MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01: a later (or negative) time is a unit mistake, not a date
 
 # Runs of whitespace (ASCII and Unicode separators) become one space; ends are trimmed. The cheap test
 # first: a text of printable ASCII with no double space only needs trimming.
@@ -82,10 +83,11 @@ WITH decoded AS (
         CASE t[4] WHEN 'VARCHAR' THEN trim(v[4]) END AS c_prediction,
         CASE t[5] WHEN 'VARCHAR' THEN trim(v[5]) END AS c_model_version,
         CASE
-            WHEN t[6] IN ('BIGINT', 'UBIGINT', 'DOUBLE')
+            WHEN t[6] IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND try_cast(v[6] AS DOUBLE) BETWEEN 0 AND $max_epoch_ms
                 THEN make_timestamptz(CAST(CAST(v[6] AS DOUBLE) * 1000 AS BIGINT))
             WHEN t[6] = 'VARCHAR' THEN try_cast(v[6] AS TIMESTAMPTZ)
-            WHEN t[6] IS NULL OR t[6] = 'NULL' THEN make_timestamptz(kafka_ts_ms * 1000)
+            WHEN (t[6] IS NULL OR t[6] = 'NULL') AND kafka_ts_ms BETWEEN 0 AND $max_epoch_ms
+                THEN make_timestamptz(kafka_ts_ms * 1000)
         END AS c_ts,
         CASE t[7] WHEN 'OBJECT' THEN v[7] END AS c_meta
     FROM fields
@@ -107,7 +109,20 @@ SELECT topic, partition, "offset", raw, arrival,
         {_optional_string(5, "model_version")}
         WHEN t[6] NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'VARCHAR', 'NULL')
             THEN 'field ''ts'' must be an RFC 3339 string or epoch milliseconds (got ' || {_type_name("t[6]")} || ')'
+        WHEN t[6] IN ('BIGINT', 'UBIGINT', 'DOUBLE') AND c_ts IS NULL THEN 'field ''ts'' is ' || left(v[6], 40)
+            || ', not epoch milliseconds between 1970 and 2100 (seconds, microseconds or nanoseconds?); send '
+            || 'epoch milliseconds or an RFC 3339 time'
+        WHEN (t[6] IS NULL OR t[6] = 'NULL') AND c_ts IS NULL THEN 'no field ''ts'' and the Kafka timestamp '
+            || kafka_ts_ms || ' is not between 1970 and 2100; send ''ts'' with the record'
         WHEN c_ts IS NULL THEN 'field ''ts'' is not an RFC 3339 time: ' || left(v[6], 40)
+        WHEN NOT c_ts BETWEEN make_timestamptz(0) AND make_timestamptz($max_epoch_ms * 1000)
+            THEN 'field ''ts'' is ' || left(v[6], 40) || ', outside 1970 to 2100'
+        WHEN regexp_matches(c_id, '[[:cntrl:]]') THEN 'field ''id'' contains a control character (newline, NUL, '
+            || 'escape, ...); ids must be printable'
+        WHEN regexp_matches(c_label, '[[:cntrl:]]') THEN 'field ''label'' contains a control character (newline, '
+            || 'NUL, escape, ...); labels must be printable'
+        WHEN regexp_matches(coalesce(c_prediction, ''), '[[:cntrl:]]') THEN 'field ''prediction'' contains a '
+            || 'control character (newline, NUL, escape, ...); predictions must be printable'
         WHEN t[7] NOT IN ('OBJECT', 'NULL') THEN 'field ''meta'' must be an object (got ' || {_type_name("t[7]")} || ')'
         WHEN c_id = '' THEN 'field ''id'' is empty'
         WHEN length(c_id) > $max_id_chars THEN 'id is ' || length(c_id) || ' characters; the limit is '
@@ -138,6 +153,7 @@ class Checked:
 
 def check_parameters(settings: IngestSettings) -> dict[str, int]:
     return {
+        "max_epoch_ms": MAX_EPOCH_MS,
         "max_record_bytes": settings.max_record_bytes,
         "max_id_chars": settings.max_id_chars,
         "max_text_chars": settings.max_text_chars,
@@ -168,10 +184,42 @@ def incoming_table(
 
 def check_values(values: list[bytes], settings: IngestSettings) -> list[Checked]:
     """Check raw values outside the store (the producer's own check); results in input order."""
+    incoming = incoming_table(values)
+    try:
+        return _checked(incoming, settings)
+    except duckdb.Error:
+        raising = raising_records(incoming, settings)
+        if not raising:
+            raise
+    kept = iter(_checked(incoming.filter(pa.array([i not in raising for i in range(len(values))])), settings))
+    return [Checked(None, None, None, None, None, None, raising[i]) if i in raising else next(kept)
+            for i in range(len(values))]  # fmt: skip
+
+
+def _checked(incoming: pa.Table, settings: IngestSettings) -> list[Checked]:
     with duckdb.connect() as con:
-        con.register("incoming", incoming_table(values))
+        con.register("incoming", incoming)
         rows = con.execute(
             f"SELECT id, text, label, prediction, model_version, meta, reason FROM ({CHECK_SQL}) ORDER BY arrival",
             check_parameters(settings),
         ).fetchall()
     return [Checked(*row) for row in rows]
+
+
+def raising_records(incoming: pa.Table, settings: IngestSettings) -> dict[int, str]:
+    """The records the vectorised check raises on, checked one by one: position -> the reason they are rejected.
+
+    A record the query cannot get through (a cast out of range, say) would otherwise fail its whole batch, on
+    every retry; alone, it is rejected with the error, and the rest of the batch is checked as usual.
+    """
+    found: dict[int, str] = {}
+    with duckdb.connect() as con:
+        for index in range(incoming.num_rows):
+            con.register("incoming", incoming.slice(index, 1))
+            try:
+                con.execute(f"SELECT * FROM ({CHECK_SQL})", check_parameters(settings)).fetchall()
+            except duckdb.Error as exc:
+                first_line = str(exc).splitlines()[0][:200]
+                found[index] = f"the record check failed on this record ({type(exc).__name__}: {first_line})"
+            con.unregister("incoming")
+    return found

@@ -14,9 +14,10 @@ from types import TracebackType
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.errors import IngestError
-from ingest.records import CHECK_SQL, check_parameters
+from ingest.records import CHECK_SQL, check_parameters, raising_records
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,13 @@ SELECT topic, partition, "offset", unhex(left(hex(coalesce(raw, ''::BLOB)), 2 * 
 FROM checked WHERE reason IS NOT NULL
 """
 
+INSERT_FAILED_SQL = """
+INSERT INTO rejected
+SELECT topic, partition, "offset", unhex(left(hex(coalesce(raw, ''::BLOB)), 2 * $cap)), coalesce(octet_length(raw), 0),
+    reason, NULL, now()
+FROM failed
+"""
+
 SAVE_OFFSETS_SQL = """
 INSERT OR REPLACE INTO kafka_offsets
 SELECT unnest($topics), unnest($partitions), unnest($offsets), now()
@@ -140,15 +148,38 @@ class FeedbackStore:
             )
 
     def write_batch(self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int]) -> BatchResult:
-        """Check `incoming` (see records.INCOMING_SCHEMA) and store it with the offsets, all or nothing."""
-        params = check_parameters(self.settings)
+        """Check `incoming` (see records.INCOMING_SCHEMA) and store it with the offsets, all or nothing.
+
+        When the vectorised check raises, the records it raises on are found one by one and rejected with the
+        error; the rest are checked and stored as usual, so one record never stops ingestion.
+        """
+        try:
+            return self._write(incoming, next_offsets, {})
+        except duckdb.Error:
+            raising = raising_records(incoming, self.settings)
+            if not raising:
+                raise
+        log.warning("%d record(s) made the record check fail; rejected one by one, the rest checked", len(raising))
+        return self._write(incoming, next_offsets, raising)
+
+    def _write(
+        self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int], raising: Mapping[int, str]
+    ) -> BatchResult:
+        keep = pa.array([index not in raising for index in range(incoming.num_rows)])
+        failed = incoming.filter(pc.invert(keep)).append_column(
+            "reason", pa.array([raising[i] for i in sorted(raising)], pa.string())
+        )
         self.con.begin()
         try:
-            self.con.register("incoming", incoming)
-            self.con.execute(CHECKED_SQL, params)
+            self.con.register("incoming", incoming.filter(keep))
+            self.con.execute(CHECKED_SQL, check_parameters(self.settings))
             self.con.unregister("incoming")
             self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
             self.con.execute(INSERT_REJECTED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
+            if raising:
+                self.con.register("failed", failed)
+                self.con.execute(INSERT_FAILED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
+                self.con.unregister("failed")
             self._save_offsets(next_offsets)
             counted = self.con.execute(
                 "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM checked"
@@ -159,7 +190,7 @@ class FeedbackStore:
             self.con.rollback()
             raise
         assert counted is not None
-        return BatchResult(stored=counted[0], rejected=counted[1], next_offsets=dict(next_offsets))
+        return BatchResult(stored=counted[0], rejected=counted[1] + len(raising), next_offsets=dict(next_offsets))
 
     def _save_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         if not next_offsets:

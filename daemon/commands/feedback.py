@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from daemon.commands.state import CliState, pass_state
+from daemon.commands.terminal import printable
 from daemon.loop.operations import call
 from daemon.serving import client as service_client
 from ingest.errors import BadFeedback
@@ -122,7 +123,7 @@ def stats(state: CliState) -> None:
     summary = call(state.settings, "feedback_stats")
     click.echo(f"stored {summary['rows']} ({summary['holdout_rows']} holdout), rejected {summary['rejected']}")
     for label, count in summary["labels"].items():
-        click.echo(f"  {label:<24} {count}")
+        click.echo(f"  {printable(label):<24} {count}")
 
 
 @feedback_group.command("rejected")
@@ -131,9 +132,8 @@ def stats(state: CliState) -> None:
 def rejected(state: CliState, limit: int) -> None:
     """The newest rejected records: where they were in Kafka and why they were rejected."""
     for item in call(state.settings, "rejections", limit=limit):
-        click.echo(
-            f"{item['topic']}[{item['partition']}]@{item['offset']}: {item['reason']}  raw={item['raw_preview']!r}"
-        )
+        where = f"{printable(item['topic'])}[{item['partition']}]@{item['offset']}"
+        click.echo(f"{where}: {printable(item['reason'])}  raw={item['raw_preview']!r}")
 
 
 COMMANDS = [feedback_group]

@@ -81,6 +81,26 @@ def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("environment", "arguments", "message"),
+    [
+        ({"DRIFTLOOP_KAFKA_MAX_POLL_INTERVAL_MS": "20000"}, [], "bad setting kafka: Value error, request_timeout_ms"),
+        ({}, ["--set", "kafka.sasl_password.x=1"], "bad setting kafka.sasl_password: Input should be a valid string"),
+        ({}, ["--set", "kafka.sasl_password=hunter2", "--set", "kafka.unknown=1"], "unknown setting 'kafka.unknown'"),
+    ],
+)
+def test_a_settings_error_never_prints_a_secret(
+    environment: dict[str, str], arguments: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTLOOP_KAFKA_SASL_PASSWORD", "hunter2")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, [*arguments, "config", "show"])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "hunter2" not in result.output + result.stderr
+
+
 def leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str | None]]:
     fields: list[tuple[str, str | None]] = []
     for name, info in model.model_fields.items():

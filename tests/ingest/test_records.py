@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pytest
 
-from ingest.records import check_values
+from ingest.records import CHECK_SQL, Checked, check_parameters, check_values, incoming_table
 from ingest.settings import IngestSettings
 
+NOT_MS = (
+    "not epoch milliseconds between 1970 and 2100 (seconds, microseconds or nanoseconds?); "
+    "send epoch milliseconds or an RFC 3339 time"
+)
 SETTINGS = IngestSettings(max_text_chars=50, max_id_chars=10, max_label_chars=8, max_record_bytes=2_048)
 
 
@@ -49,6 +54,28 @@ def record(**fields: object) -> bytes:
         (record(label=""), "field 'label' is empty"),
         (record(label="z" * 9), "label is 9 characters; the limit is 8 (ingest.max_label_chars)"),
         (b'{"pad": "' + b"p" * 2_100 + b'"}', "record is 2111 bytes; the limit is 2048 (ingest.max_record_bytes)"),
+        (record(ts=1_732_900_000_000_000_000), "field 'ts' is 1732900000000000000, " + NOT_MS),
+        (record(ts=1_732_900_000_000_000), "field 'ts' is 1732900000000000, " + NOT_MS),
+        (record(ts=-5), "field 'ts' is -5, " + NOT_MS),
+        (record(ts=1e300), "field 'ts' is 1e300, " + NOT_MS),
+        (record(ts="9999-01-01T00:00:00Z"), "field 'ts' is 9999-01-01T00:00:00Z, outside 1970 to 2100"),
+        (
+            record(id="a\nb"),
+            "field 'id' contains a control character (newline, NUL, escape, ...); ids must be printable",
+        ),
+        (
+            record(id="a\u0000b"),
+            "field 'id' contains a control character (newline, NUL, escape, ...); ids must be printable",
+        ),
+        (
+            record(label="\u001b[31mred"),
+            "field 'label' contains a control character (newline, NUL, escape, ...); labels must be printable",
+        ),
+        (
+            record(prediction="x\ty"),
+            "field 'prediction' contains a control character (newline, NUL, escape, ...); "
+            "predictions must be printable",
+        ),
     ],
 )
 def test_bad_record_is_rejected_with_a_reason_naming_the_problem(value: bytes, expected: str) -> None:
@@ -79,3 +106,19 @@ def test_results_keep_input_order() -> None:
 def test_null_value_is_rejected() -> None:
     (checked,) = check_values([None], SETTINGS)  # type: ignore[list-item]
     assert checked.reason == "no value (a null record)"
+
+
+def test_a_kafka_timestamp_out_of_range_without_ts_is_rejected() -> None:
+    (checked,) = check_values_at([record()], kafka_ts_ms=2**62)
+    assert (
+        checked.reason
+        == f"no field 'ts' and the Kafka timestamp {2**62} is not between 1970 and 2100; send 'ts' with the record"
+    )
+
+
+def check_values_at(values: list[bytes], kafka_ts_ms: int) -> list[Checked]:
+    with duckdb.connect() as con:
+        con.register("incoming", incoming_table(values, timestamps_ms=[kafka_ts_ms] * len(values)))
+        rows = con.execute(f"SELECT id, text, label, prediction, model_version, meta, reason FROM ({CHECK_SQL})",
+                           check_parameters(SETTINGS)).fetchall()  # fmt: skip
+    return [Checked(*row) for row in rows]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ingest import store as store_module
 from ingest.errors import IngestError
-from ingest.records import incoming_table
+from ingest.records import CHECK_SQL, check_values, incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import FeedbackStore
 from ingest.summary import recent_rejections, store_summary
@@ -100,3 +101,28 @@ def test_second_process_gets_a_clear_error(store: FeedbackStore, store_path: Pat
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert completed.returncode != 0
     assert "Another driftloop process probably holds it" in completed.stderr
+
+
+def test_a_record_the_check_cannot_get_through_is_rejected_alone(store: FeedbackStore) -> None:
+    nanoseconds = json.dumps({"id": "p", "text": "t", "label": "x", "ts": 1732900000000000000}).encode()
+    raw = [*values(["a", "b"]), nanoseconds, *values(["c", "d"])]
+    assert write(store, raw) == (4, 1)
+    (reason,) = [r.reason for r in recent_rejections(store.con, 10)]
+    assert reason.startswith("field 'ts' is 1732900000000000000, not epoch milliseconds between 1970 and 2100")
+    assert store.stored_offsets("t") == {0: 5}
+
+
+def test_a_record_the_check_raises_on_is_rejected_with_the_error(
+    store: FeedbackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seam: a check that raises on one record, as the unguarded epoch-nanosecond cast did.
+    cast = "CAST(CASE WHEN c_id = 'boom' THEN 'x' ELSE '1' END AS INTEGER)"
+    raising = CHECK_SQL.replace("c_id AS id,", f"CASE WHEN {cast} = 1 THEN c_id END AS id,")
+    monkeypatch.setattr("ingest.records.CHECK_SQL", raising)
+    monkeypatch.setattr("ingest.store.CHECKED_SQL", store_module.CHECKED_SQL.replace(CHECK_SQL, raising))
+    assert write(store, [*values(["a"]), *values(["boom"]), *values(["c"])]) == (2, 1)
+    (reason,) = [r.reason for r in recent_rejections(store.con, 10)]
+    assert reason.startswith("the record check failed on this record (ConversionException")
+    assert sorted(store_summary(store.con, "t").labels.items()) == [("pos", 2)]
+    checked = check_values([*values(["a"]), *values(["boom"])], IngestSettings())
+    assert [(c.id, c.reason is None) for c in checked] == [("a", True), (None, False)]
