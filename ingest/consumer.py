@@ -126,7 +126,7 @@ class FeedbackIngestor:
                 log.debug("stored %d, rejected %d", result.stored, result.rejected)
                 link.send(result)
             case AskOffsets(topic=topic):
-                link.send(self.store.stored_offsets(topic))
+                link.send(self.store.stored_positions(topic))
             case Lag(partitions=partitions):
                 self.progress.lag = partitions
             case logging.LogRecord():

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 import pyarrow as pa
 
 from ingest.errors import IngestError
-from ingest.store import BatchResult
+from ingest.store import BatchResult, Position
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class WriteBatch:
 
 @dataclass(frozen=True)
 class AskOffsets:
-    """Reader → store: the next offset per partition of `topic`, as stored."""
+    """Reader → store: the position per partition of `topic`, as stored (answered with store.Position values)."""
 
     topic: str
 
@@ -94,7 +94,7 @@ class StoreLink:
         assert isinstance(answer, BatchResult), answer
         return answer
 
-    def stored_offsets(self, topic: str) -> dict[int, int]:
+    def stored_positions(self, topic: str) -> dict[int, Position]:
         self.send(AskOffsets(topic))
         answer = self._answer()
         assert isinstance(answer, dict), answer

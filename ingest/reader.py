@@ -26,7 +26,7 @@ from kafka.structs import OffsetAndMetadata
 from ingest.errors import BrokerUnavailable, IngestError, OffsetOutOfRange
 from ingest.kafka_clients import feedback_consumer, with_retries
 from ingest.link import Failed, Finished, ForwardLogs, Lag, StoreLink, WriteBatch, to_ipc
-from ingest.offsets import stale_offsets
+from ingest.offsets import deleted_offsets, replaced_offsets, stale_offsets
 from ingest.records import INCOMING_SCHEMA
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import BatchResult
@@ -135,8 +135,14 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             polled = consumer.poll(timeout_ms=self.ingest.poll_timeout_ms, max_records=self.ingest.batch_max_records)
         except OffsetOutOfRangeError as exc:
-            for tp, offset in (exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}).items():
-                self._restart_stale(tp, offset)
+            out_of_range = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            if not out_of_range:
+                raise OffsetOutOfRange(
+                    f"Kafka says an offset of {self.kafka.topic} is out of range ({exc}): records may have been "
+                    "deleted before they were read; see ingest.offset_out_of_range"
+                ) from None
+            for tp, offset in out_of_range.items():
+                self._restart_stale(tp, offset, "lies outside")
             polled = {}
         except KafkaError as exc:
             log.warning("poll failed (%s); the loop goes on and Kafka retries", exc)
@@ -198,13 +204,25 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self._finish_pending()
         assigned = self._unpositioned & consumer.assignment()
         self._unpositioned = set()
-        stored = self.link.stored_offsets(self.kafka.topic)
-        self._stored_offsets.update(stored)
-        resume = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
-        stale = stale_offsets(self.kafka, consumer, resume)
+        stored = self.link.stored_positions(self.kafka.topic)
+        self._stored_offsets.update({partition: position.next_offset for partition, position in stored.items()})
+        resume = {tp: stored[tp.partition].next_offset for tp in assigned if tp.partition in stored}
+        hashed = {tp: (stored[tp.partition].next_offset, stored[tp.partition].last_value_md5) for tp in resume}
+        stale = {
+            **{
+                tp: (offset, "lies beyond the end of")
+                for tp, offset in stale_offsets(self.kafka, consumer, resume).items()
+            },
+            **{tp: (offset, "lies before the start of") for tp, offset in deleted_offsets(consumer, resume).items()},
+        }
+        checkable = {
+            tp: (offset, md5) for tp, (offset, md5) in hashed.items() if md5 and offset > 0 and tp not in stale
+        }
+        for tp, offset in replaced_offsets(self.kafka, checkable).items():
+            stale[tp] = (offset, "follows a record that is not the one stored before it in")
         for tp in sorted(assigned):
             if tp in stale:
-                self._restart_stale(tp, stale[tp])
+                self._restart_stale(tp, *stale[tp])
                 continue
             if tp in resume:
                 consumer.seek(tp, resume[tp])
@@ -217,24 +235,19 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             {tp.partition: resume.get(tp, "beginning") for tp in sorted(assigned)},
         )
 
-    def _restart_stale(self, tp: TopicPartition, offset: int) -> None:
-        """An offset outside the partition: stop (the default) or restart where the policy says."""
+    def _restart_stale(self, tp: TopicPartition, offset: int, where: str) -> None:
+        """A stored offset that no longer points where the store read up to: stop (the default) or restart where
+        the policy says."""
         assert self._consumer is not None
         policy = self.ingest.offset_out_of_range
+        problem = f"the stored offset {offset} of {tp.topic}[{tp.partition}] {where} the partition"
         if policy == "fail":
             self._stale_error = OffsetOutOfRange(
-                f"the offset {offset} of {tp.topic}[{tp.partition}] lies outside the partition: "
-                "was the topic recreated? Set ingest.offset_out_of_range to 'earliest' or 'latest' to restart there"
+                f"{problem}: was the topic recreated, or records deleted before they were read? Nothing was read "
+                "past it. Set ingest.offset_out_of_range to 'earliest' or 'latest' to restart there"
             )
             return
-        log.error(
-            "the offset %d of %s[%d] lies outside the partition; restarting at the %s offset "
-            "(ingest.offset_out_of_range)",
-            offset,
-            tp.topic,
-            tp.partition,
-            policy,
-        )
+        log.error("%s; restarting at the %s offset (ingest.offset_out_of_range)", problem, policy)
         if policy == "earliest":
             self._consumer.seek_to_beginning(tp)
         else:

@@ -191,7 +191,9 @@ def check_values(values: list[bytes], settings: IngestSettings) -> list[Checked]
         raising = raising_records(incoming, settings)
         if not raising:
             raise
-    kept = iter(_checked(incoming.filter(pa.array([i not in raising for i in range(len(values))])), settings))
+    kept = iter(
+        _checked(incoming.filter(pa.array([i not in raising for i in range(len(values))], pa.bool_())), settings)
+    )
     return [Checked(None, None, None, None, None, None, raising[i]) if i in raising else next(kept)
             for i in range(len(values))]  # fmt: skip
 

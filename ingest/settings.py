@@ -85,8 +85,9 @@ class IngestSettings(BaseModel):
     offset_out_of_range: Literal["fail", "earliest", "latest"] = Field(
         "fail",
         description=(
-            "What to do when an offset stored in DuckDB lies beyond the end of its partition (a recreated topic): "
-            "fail (stop with an error), earliest or latest (log loudly and restart there)."
+            "What to do when an offset stored in DuckDB no longer points where the store read up to (beyond the "
+            "partition's end, after a record that is not the one stored, or before its start: a recreated topic or "
+            "retention): fail (stop with an error), earliest or latest (log it as an error and restart there)."
         ),
     )
     retry_initial_s: float = Field(

@@ -22,7 +22,9 @@ from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 1
+STORE_VERSION = 2
+# Version 1 lacked kafka_offsets.last_value_md5 (a NULL there: the partition's record is not checked once).
+MIGRATIONS = {1: "ALTER TABLE kafka_offsets ADD COLUMN last_value_md5 VARCHAR"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_version (version INTEGER NOT NULL);
@@ -58,6 +60,7 @@ CREATE TABLE IF NOT EXISTS kafka_offsets (
     partition INTEGER NOT NULL,
     next_offset BIGINT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL,
+    last_value_md5 VARCHAR,
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS episodes (
@@ -107,7 +110,9 @@ FROM failed
 
 SAVE_OFFSETS_SQL = """
 INSERT OR REPLACE INTO kafka_offsets
-SELECT unnest($topics), unnest($partitions), unnest($offsets), now()
+SELECT o.topic, o.partition, o.next_offset, now(), md5(a.raw)
+FROM (SELECT unnest($topics) AS topic, unnest($partitions) AS partition, unnest($offsets) AS next_offset) AS o
+LEFT JOIN arrived AS a ON a.topic = o.topic AND a.partition = o.partition AND a."offset" = o.next_offset - 1
 """
 
 
@@ -116,6 +121,15 @@ class BatchResult:
     stored: int
     rejected: int
     next_offsets: Mapping[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a partition was read up to: the next offset and the md5 of the raw value just before it (None when
+    the record was not seen, e.g. a store of version 1), so a recreated topic is told from the one it replaced."""
+
+    next_offset: int
+    last_value_md5: str | None
 
 
 class FeedbackStore:
@@ -142,6 +156,10 @@ class FeedbackStore:
         version = found[0] if found else None
         if version is None:
             self.con.execute("INSERT INTO store_version VALUES (?)", [STORE_VERSION])
+        elif version in MIGRATIONS and version < STORE_VERSION:
+            log.info("migrating the store %s from version %d to %d", self.path, version, STORE_VERSION)
+            self.con.execute(MIGRATIONS[version])
+            self.con.execute("UPDATE store_version SET version = ?", [STORE_VERSION])
         elif version != STORE_VERSION:
             raise IngestError(
                 f"the store {self.path} has version {version}; this driftloop reads version {STORE_VERSION}"
@@ -165,7 +183,7 @@ class FeedbackStore:
     def _write(
         self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int], raising: Mapping[int, str]
     ) -> BatchResult:
-        keep = pa.array([index not in raising for index in range(incoming.num_rows)])
+        keep = pa.array([index not in raising for index in range(incoming.num_rows)], pa.bool_())
         failed = incoming.filter(pc.invert(keep)).append_column(
             "reason", pa.array([raising[i] for i in sorted(raising)], pa.string())
         )
@@ -180,7 +198,9 @@ class FeedbackStore:
                 self.con.register("failed", failed)
                 self.con.execute(INSERT_FAILED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
                 self.con.unregister("failed")
+            self.con.register("arrived", incoming)
             self._save_offsets(next_offsets)
+            self.con.unregister("arrived")
             counted = self.con.execute(
                 "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM checked"
             ).fetchone()
@@ -206,8 +226,14 @@ class FeedbackStore:
         )
 
     def stored_offsets(self, topic: str) -> dict[int, int]:
-        rows = self.con.execute("SELECT partition, next_offset FROM kafka_offsets WHERE topic = ?", [topic]).fetchall()
-        return {partition: offset for partition, offset in rows}
+        return {partition: position.next_offset for partition, position in self.stored_positions(topic).items()}
+
+    def stored_positions(self, topic: str) -> dict[int, Position]:
+        """Per partition of `topic`: the next offset to read and the hash of the record just before it."""
+        rows = self.con.execute(
+            "SELECT partition, next_offset, last_value_md5 FROM kafka_offsets WHERE topic = ?", [topic]
+        ).fetchall()
+        return {partition: Position(offset, md5) for partition, offset, md5 in rows}
 
     def close(self) -> None:
         self.con.close()

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from ingest.broker import LocalBroker
+from ingest.broker import LocalBroker, free_port
 from ingest.consumer import FeedbackIngestor
 from ingest.errors import OffsetOutOfRange
 from ingest.kafka_clients import connection_config
+from ingest.records import incoming_table
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
 from ingest.summary import store_summary
@@ -99,8 +100,8 @@ def test_stored_offset_beyond_the_partition_end_stops_loudly_or_restarts_by_poli
 ) -> None:
     produce(kafka_settings, [good(i) for i in range(10)], partitions=1)
     with FeedbackStore(store_path, ingest_settings) as store:
-        store.con.execute("INSERT INTO kafka_offsets VALUES (?, 0, 1000000, now())", [kafka_settings.topic])
-    with pytest.raises(OffsetOutOfRange, match="lies outside the partition: was the topic recreated"):
+        store.write_batch(incoming_table([], kafka_settings.topic), {(kafka_settings.topic, 0): 1_000_000})
+    with pytest.raises(OffsetOutOfRange, match="lies beyond the end of the partition: was the topic recreated"):
         drain(kafka_settings, ingest_settings, store_path)
     restart = ingest_settings.model_copy(update={"offset_out_of_range": "earliest"})
     assert drain(kafka_settings, restart, store_path) == (10, 0)
@@ -108,6 +109,27 @@ def test_stored_offset_beyond_the_partition_end_stops_loudly_or_restarts_by_poli
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="pauses a broker process of its own")
+@pytest.mark.slow
+@pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="restarts a broker process of its own")
+def test_a_topic_recreated_past_the_stored_offset_stops_ingest_until_the_policy_says_where(
+    tmp_path: Path, ingest_settings: IngestSettings, store_path: Path
+) -> None:
+    port, topic = free_port(), f"recreated-{uuid.uuid4().hex[:6]}"
+    with LocalBroker(port, log_file=tmp_path / "broker.log") as first:
+        kafka = KafkaSettings(bootstrap=first.bootstrap, topic=topic, request_timeout_ms=5_000)
+        produce(kafka, [good(i) for i in range(100)], partitions=1)
+        assert drain(kafka, ingest_settings, store_path) == (100, 0)
+    with LocalBroker(port, log_file=tmp_path / "broker.log"):  # a new broker: the topic is created again
+        produce(kafka, [good(i, prefix="new") for i in range(150)], partitions=1)
+        with pytest.raises(OffsetOutOfRange, match="ingest.offset_out_of_range") as stopped:
+            drain(kafka, ingest_settings, store_path)
+        assert "offset 100 of " + topic + "[0] follows a record that is not the one stored" in str(stopped.value)
+        with FeedbackStore(store_path, ingest_settings) as store:
+            assert store_summary(store.con, topic).rows == 100, "nothing is stored past the check"
+        restart = ingest_settings.model_copy(update={"offset_out_of_range": "earliest"})
+        assert drain(kafka, restart, store_path) == (150, 0)
+
+
 def test_unreachable_broker_at_start_is_waited_for(
     tmp_path: Path, ingest_settings: IngestSettings, store_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

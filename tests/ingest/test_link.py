@@ -14,7 +14,7 @@ import pytest
 from ingest.errors import IngestError
 from ingest.link import AskOffsets, ForwardLogs, Stop, StoreLink, WriteBatch, from_ipc, to_ipc
 from ingest.records import incoming_table
-from ingest.store import BatchResult
+from ingest.store import BatchResult, Position
 from tests.conftest import wait_until
 
 Ends = tuple[StoreLink, Connection]
@@ -40,17 +40,18 @@ def test_answers_come_back_in_the_order_of_the_requests(ends: Ends) -> None:
     assert link.written() == BatchResult(stored=1, rejected=1, next_offsets={("t", 0): 2})
 
 
-def test_stored_offsets_are_asked_for_and_answered(ends: Ends) -> None:
+def test_stored_positions_are_asked_for_and_answered(ends: Ends) -> None:
     link, store_end = ends
     asked: list[object] = []
+    positions = {0: Position(7, "c4ca4238a0b923820dcc509a6f75849b"), 1: Position(9, None)}
 
     def store_side() -> None:
         asked.append(store_end.recv())
-        store_end.send({0: 7, 1: 9})
+        store_end.send(positions)
 
     answering = threading.Thread(target=store_side)
     answering.start()
-    assert link.stored_offsets("t") == {0: 7, 1: 9}
+    assert link.stored_positions("t") == positions
     answering.join()
     assert asked == [AskOffsets("t")]
 

@@ -14,7 +14,7 @@ from ingest import store as store_module
 from ingest.errors import IngestError
 from ingest.records import CHECK_SQL, check_values, incoming_table
 from ingest.settings import IngestSettings
-from ingest.store import FeedbackStore
+from ingest.store import FeedbackStore, Position
 from ingest.summary import recent_rejections, store_summary
 
 
@@ -89,8 +89,19 @@ def test_rows_get_the_newest_episode(store: FeedbackStore) -> None:
 def test_store_from_a_newer_driftloop_is_refused(store: FeedbackStore, store_path: Path) -> None:
     store.con.execute("UPDATE store_version SET version = 99")
     store.close()
-    with pytest.raises(IngestError, match="has version 99; this driftloop reads version 1"):
+    with pytest.raises(IngestError, match="has version 99; this driftloop reads version 2"):
         FeedbackStore(store_path, IngestSettings())
+
+
+def test_a_version_1_store_is_migrated(store: FeedbackStore, store_path: Path) -> None:
+    write(store, values(["a", "b"]))
+    store.con.execute("ALTER TABLE kafka_offsets DROP COLUMN last_value_md5")
+    store.con.execute("UPDATE store_version SET version = 1")
+    store.close()
+    with FeedbackStore(store_path, IngestSettings()) as migrated:
+        assert migrated.stored_positions("t") == {0: Position(2, None)}
+        write(migrated, values(["c"]), first_offset=2)
+        assert migrated.stored_positions("t") == {0: Position(3, hashlib.md5(values(["c"])[0]).hexdigest())}
 
 
 def test_second_process_gets_a_clear_error(store: FeedbackStore, store_path: Path) -> None:
