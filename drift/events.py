@@ -64,7 +64,8 @@ class DriftStatus:
     readings: tuple[SignalReading, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON data, each reading with whether it is `beyond` its threshold."""
+        return {**asdict(self), "readings": [{**asdict(r), "beyond": r.beyond} for r in self.readings]}
 
 
 def finite_or_none(value: float) -> float | None:

@@ -157,3 +157,12 @@ def select_lineage(con: duckdb.DuckDBPyConnection, task: str, version: str) -> t
         "WHERE task = ? AND version = ?"
     )
     return con.execute(sql, [task, version]).fetchone()
+
+
+def version_from_run(con: duckdb.DuckDBPyConnection, task: str, run_directory: str) -> str | None:
+    """The version registered from the training run in `run_directory` (its lineage names it), or None."""
+    found = con.execute(
+        "SELECT version FROM lineage WHERE task = ? AND training_run->>'directory' = ? ORDER BY version LIMIT 1",
+        [task, run_directory],
+    ).fetchall()
+    return None if not found else str(found[0][0])

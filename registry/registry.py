@@ -63,6 +63,11 @@ class Registry:
     def promotions(self, version: str | None = None) -> list[Promotion]:
         return records.select_promotions(self.con, self.task, involving=version)
 
+    def registered_from(self, run_directory: str) -> ModelRecord | None:
+        """The model a training run's candidate was registered as (its lineage's `training_run.directory`)."""
+        version = records.version_from_run(self.con, self.task, run_directory)
+        return None if version is None else self.show(version)
+
     def lineage(self, version: str) -> LineageRecord:
         self.show(version)
         row = records.select_lineage(self.con, self.task, version)
@@ -96,7 +101,7 @@ class Registry:
                 if stored.tag not in tags:
                     self.store.remove(name, stored.version)
                     done.append(f"removed {stored.tag} from the BentoML store: no registry row names it")
-        serving = self._recorded_production_tag()
+        serving = self.production_tag()
         production_name = self.settings.production_name()
         if serving is not None and self.store.latest_version(production_name) != serving.split(":", 1)[1]:
             self.store.point_latest(production_name, serving.split(":", 1)[1])
@@ -217,11 +222,15 @@ class Registry:
             metadata = {"source": model.tag, "version": model.version, "promotion": promotion_id, "action": action,
                         "actor": actor, "evidence_hash": model.evidence_hash}  # fmt: skip
             labels = {"task": self.task, "stage": "production", "source_version": model.version}
-            stored = self.store.publish(self.settings.production_name(), production_version, parts, labels, metadata)
+            name = self.settings.production_name()
+            stored = self.store.publish(name, production_version, parts, labels, metadata, make_latest=False)
             promotion = self._log(actor, action, model, current, model, reason, forced, stored.tag, promotion_id)
             if current is not None:
                 self._set_stage(current.version, "retired")
             self._set_stage(model.version, "production")
+        # Only what the registry recorded is served: a failed commit leaves `latest` (and the service) where it was,
+        # and the copy it published unrecorded is removed by the next reconcile.
+        self.store.point_latest(name, production_version)
         log.info("%s: %s now serves as %s (%s by %s)", action, model.version, stored.tag, reason or "-", actor)
         return promotion
 
@@ -259,8 +268,8 @@ class Registry:
         row = self.con.execute("SELECT coalesce(max(seq), 0) FROM models WHERE task = ?", [self.task]).fetchone()
         return int(row[0]) + 1 if row else 1
 
-    def _recorded_production_tag(self) -> str | None:
-        """The store tag the last promotion of the current production model published."""
+    def production_tag(self) -> str | None:
+        """The store tag the last promotion of the current production model published: what should be served."""
         production = self.production()
         if production is None:
             return None

@@ -31,12 +31,14 @@ class ModelSlot(Generic[M]):
         load: Callable[[StoredModel], M],
         interval_s: float,
         on_swap: Callable[[Loaded[M]], None] = lambda _loaded: None,
+        on_failure: Callable[[str, Exception], None] = lambda _version, _error: None,
     ) -> None:
         self.store = store
         self.name = name
         self.load = load
         self.interval_s = interval_s
         self.on_swap = on_swap
+        self.on_failure = on_failure
         self.current: Loaded[M] | None = None
         self.failed_version: str | None = None
         self._stop = threading.Event()
@@ -52,9 +54,10 @@ class ModelSlot(Generic[M]):
             stored = self.store.get(f"{self.name}:{version}")
             source = str(stored.metadata.get("source", ""))
             loaded = Loaded(version=stored.version, source=source, model=self.load(stored))
-        except Exception:
+        except Exception as exc:
             self.failed_version = version
             log.exception("cannot load %s:%s; still serving %s", self.name, version, served or "nothing")
+            self.on_failure(version, exc)
             return False
         self.current = loaded
         self.on_swap(loaded)

@@ -56,10 +56,10 @@ class RegistrySettings(BaseModel):
         5, ge=1, description="Classes with fewer holdout rows than this are left out of the recall floor."
     )
     gate_latency_p99_ms: float = Field(
-        500.0, gt=0.0, description="Most single-text p99 prediction latency of the candidate, in milliseconds."
+        500.0, gt=0.0, description="Most p99 latency of a one-text request to the candidate as served, in milliseconds."
     )
     gate_memory_mb: float = Field(
-        2048.0, gt=0.0, description="Most peak memory of the candidate's evaluation process, in MiB."
+        2048.0, gt=0.0, description="Most peak memory of a process serving the candidate (its holdout texts), in MiB."
     )
     auto_approve: bool = Field(
         False, description="Promote a candidate that passes the gate without waiting for `driftloop approve`."

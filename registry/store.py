@@ -54,8 +54,10 @@ class ModelStore:
         parts: Mapping[str, Path],
         labels: Mapping[str, str],
         metadata: Mapping[str, Any],
+        make_latest: bool = True,
     ) -> StoredModel:
-        """Save `name:version` with each directory of `parts` copied under its key; readers never see it half-done."""
+        """Save `name:version` with each directory of `parts` copied under its key; readers never see it half-done.
+        With `make_latest` False, `name:latest` stays where it is (`point_latest` moves it later)."""
         for key, source in parts.items():
             if not source.is_dir():
                 raise StoreError(f"cannot publish {name}:{version}: {key} directory {source} does not exist")
@@ -69,7 +71,8 @@ class ModelStore:
                 raise StoreError(f"{name}:{version} is already in the store {self.models}; versions are never reused")
             target.parent.mkdir(exist_ok=True)
             os.rename(staged, target)
-            self._point_latest(name, version)
+            if make_latest:
+                self._point_latest(name, version)
         log.info("published %s:%s", name, version)
         return self.get(f"{name}:{version}")
 

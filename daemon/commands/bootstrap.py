@@ -62,7 +62,7 @@ def bootstrap_store(store: FeedbackStore, settings: Settings, data_file: Path, a
     status = follow(con.cursor, record, process, _print_progress)
     if status != "succeeded":
         raise DaemonError(f"bootstrap run {record.id} {status}: {runs.get_run(con, record.id).reason}")
-    model = submit_run(con, registry, runs.get_run(con, record.id))
+    model = submit_run(con, registry, runs.get_run(con, record.id), settings.trainer.latency_samples)
     if model is None:
         raise DaemonError(f"bootstrap run {record.id}: {runs.get_run(con, record.id).reason}")
     for check in model.checks:

@@ -38,6 +38,8 @@ def status(state: CliState, as_json: bool) -> None:
 def _print_status(current: dict[str, Any]) -> None:
     ingest, drift, daemon = current["ingest"], current["drift"], current.get("daemon")
     click.echo(f"daemon: running, pid {daemon['pid']}, up {daemon['uptime_s']} s" if daemon else "daemon: not running")
+    if daemon and daemon.get("ingest_halted"):
+        click.echo(f"ingest: HALTED ({daemon['ingest_halted']}); fix the cause, then restart the daemon")
     click.echo(
         f"ingest: {ingest['rows']} rows ({ingest['holdout_rows']} holdout, {ingest['labels']} labels), "
         f"{ingest['rejected']} rejected, topic {ingest['topic']}"
@@ -60,6 +62,12 @@ def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
     pending = ", ".join(models["pending"]) or "none"
     click.echo(f"models: production {models['production'] or 'none (run `driftloop bootstrap`)'}, "
                f"waiting for approval: {pending}")  # fmt: skip
+    serving = models.get("serving")
+    if serving is not None:
+        click.echo(f"service: serving {serving['version'] or 'nothing'} (registry: {serving['registry_version']})"
+                   + ("" if serving["matches"] else "  MISMATCH"))  # fmt: skip
+        if serving["failed_version"]:
+            click.echo(f"  could not load {serving['failed_version']}: {serving['error']}")
     active, last = training.get("active"), training["last_run"]
     if active:
         progress = active["progress"]

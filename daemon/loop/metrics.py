@@ -34,6 +34,9 @@ def ingest_metrics(ingest: dict[str, Any], live: dict[str, Any]) -> Iterator[Met
     )
     rate.add_metric([], live.get("records_per_s", 0.0))
     yield rate
+    halted = GaugeMetricFamily("driftloop_ingest_halted", "1 while ingest has halted on an error (see status).")
+    halted.add_metric([], 1.0 if live.get("ingest_halted") else 0.0)
+    yield halted
     lag = GaugeMetricFamily("driftloop_ingest_lag_records", "Records in Kafka not yet stored.", labels=["partition"])
     for partition, behind in sorted((live.get("lag") or {}).items()):
         lag.add_metric([str(partition)], behind)
@@ -65,6 +68,13 @@ def model_metrics(training: dict[str, Any], models: dict[str, Any]) -> Iterator[
     for action, count in sorted(models["promotions"].items()):
         promotions.add_metric([action], count)
     yield promotions
+    serving = models.get("serving")
+    matches = GaugeMetricFamily(
+        "driftloop_served_matches_registry",
+        "1 when the service serves the registry's production model, 0 when not, NaN before any service reported.",
+    )
+    matches.add_metric([], float("nan") if serving is None else 1.0 if serving["matches"] else 0.0)
+    yield matches
     pending = GaugeMetricFamily("driftloop_candidates_pending", "Candidates waiting for approval.")
     pending.add_metric([], len(models["pending"]))
     yield pending

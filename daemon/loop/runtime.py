@@ -46,6 +46,7 @@ class Daemon:
         self.registry_lock = threading.Lock()  # one registry writer at a time: the gate job or an operator
         self.admin = AdminServer(settings.home / SOCKET_NAME, {"operation": self.operate})
         self._stop_metrics: Callable[[], None] | None = None
+        self.ingest_halted: str | None = None  # why ingest stopped while the daemon runs on
 
     def run(self) -> None:
         daemon = self.settings.daemon
@@ -60,9 +61,19 @@ class Daemon:
         self.admin.start()
         log.info("daemon running (pid %d, home %s)", os.getpid(), self.settings.home)
         try:
-            self.ingestor.run()
+            self.ingest()
         finally:
             self.shutdown()
+
+    def ingest(self) -> None:
+        """Ingest until stopped. Ingest that cannot go on halts alone: the reason goes to `status` and the
+        `driftloop_ingest_halted` metric, and training, the gate, the admin API and metrics run on until stopped."""
+        try:
+            self.ingestor.run()
+        except Exception as exc:
+            self.ingest_halted = f"{type(exc).__name__}: {exc}"
+            log.exception("ingest halted; the rest of the daemon runs on (fix the cause, then restart the daemon)")
+            self.stop.wait()
 
     def drift_job(self) -> None:
         with self.registry_lock, self.store.con.cursor() as con:  # an approval resets the monitor: one at a time
@@ -80,7 +91,7 @@ class Daemon:
 
     def gate_job(self) -> None:
         with self._registry() as registry:
-            submit_finished(registry.con, registry)
+            submit_finished(registry.con, registry, self.settings.trainer.latency_samples)
 
     def housekeeping_job(self) -> None:
         """Fold the write-ahead log into the file, so a restart replays little."""
@@ -106,6 +117,7 @@ class Daemon:
             "rejected_since_start": progress.rejected,
             "records_per_s": round(progress.records_per_s, 1),
             "lag": progress.lag,
+            "ingest_halted": self.ingest_halted,
             "jobs": [
                 {"id": job.id, "next_run": None if job.next_run_time is None else job.next_run_time.isoformat()}
                 for job in self.scheduler.get_jobs()

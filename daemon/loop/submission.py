@@ -16,8 +16,11 @@ from daemon.loop import runs
 from daemon.loop.runs import TrainingRun
 from drift.store import event_record
 from ingest import history
-from trainer.job import JOB_FILE, PROGRESS_FILE, ROWS_FILE, run_dir_for
+from registry.settings import RegistrySettings
+from trainer.errors import TrainerError
+from trainer.job import JOB_FILE, PROGRESS_FILE, ROWS_FILE, read_job, run_dir_for
 from trainer.results import CANDIDATE_FILE, PREDICTIONS_FILE, Candidate, load_candidate
+from trainer.serving_cost import ServedAs, ServingCost, measure_serving
 
 if TYPE_CHECKING:
     from registry.candidates import Lineage
@@ -26,19 +29,23 @@ if TYPE_CHECKING:
     from registry.registry import Registry
 
 log = logging.getLogger(__name__)
+COST_TEXTS = 2_000  # holdout texts the serving cost is measured on (the memory of a batch is what counts)
 
 
-def submit_finished(con: duckdb.DuckDBPyConnection, registry: Registry) -> list[ModelRecord]:
+def submit_finished(con: duckdb.DuckDBPyConnection, registry: Registry, latency_samples: int) -> list[ModelRecord]:
     """Gate and register every run that finished training; each run ends `submitted` (or `failed`, with why)."""
     submitted = []
     for record in reversed(runs.list_runs(con, status="succeeded")):
-        model = submit_run(con, registry, record)
+        model = submit_run(con, registry, record, latency_samples)
         if model is not None:
             submitted.append(model)
     return submitted
 
 
-def submit_run(con: duckdb.DuckDBPyConnection, registry: Registry, record: TrainingRun) -> ModelRecord | None:
+def submit_run(
+    con: duckdb.DuckDBPyConnection, registry: Registry, record: TrainingRun, latency_samples: int
+) -> ModelRecord | None:
+    """Gate a finished run's candidate and register it; the run ends `submitted`, or `failed` with why."""
     from registry.candidates import CandidateFiles
     from registry.errors import RegistryError
 
@@ -49,10 +56,17 @@ def submit_run(con: duckdb.DuckDBPyConnection, registry: Registry, record: Train
         runs.end_run(con, record.id, status="interrupted", reason=reason)
         log.warning("training run %d: %s", record.id, reason)
         return None
+    registered = registry.registered_from(str(Path(record.out_dir).parent))
+    if registered is not None:  # registered, then the daemon stopped before the run was marked: not twice
+        log.warning("training run %d was registered as %s before a restart; marked submitted", record.id,
+                    registered.version)  # fmt: skip
+        runs.end_run(con, record.id, status="submitted", candidate_version=registered.version)
+        return registered
     try:
         candidate = load_candidate(Path(record.out_dir))
-        candidate_eval, production_eval = evaluations(candidate, production)
         run_dir = run_dir_for(candidate.path)
+        cost = serving_cost(candidate, registry.settings, latency_samples)
+        candidate_eval, production_eval = evaluations(candidate, cost, production)
         files = CandidateFiles(
             model_dir=candidate.model_dir,
             int8_dir=_existing(candidate.path / "int8"),
@@ -65,9 +79,9 @@ def submit_run(con: duckdb.DuckDBPyConnection, registry: Registry, record: Train
             ],  # fmt: skip
         )
         model = registry.submit(
-            files, candidate_eval, production_eval, build_lineage(con, record, candidate), parent=current
+            files, candidate_eval, production_eval, build_lineage(con, record, candidate, cost), parent=current
         )
-    except (RegistryError, OSError, ValueError, KeyError) as exc:
+    except (RegistryError, TrainerError, OSError, ValueError, KeyError) as exc:
         runs.end_run(con, record.id, status="failed", reason=f"the candidate could not be gated or stored: {exc}")
         log.exception("training run %d: the candidate could not be gated or stored", record.id)
         return None
@@ -75,14 +89,27 @@ def submit_run(con: duckdb.DuckDBPyConnection, registry: Registry, record: Train
     return model
 
 
-def evaluations(candidate: Candidate, production: ModelRecord | None) -> tuple[Evaluation, Evaluation | None]:
+def serving_cost(candidate: Candidate, registry: RegistrySettings, latency_samples: int) -> ServingCost:
+    """The candidate's latency and memory as the service would run it, predicting its holdout texts."""
+    served_as = ServedAs(
+        int8=registry.int8,
+        batch_size=registry.predict_batch_size,
+        max_batch_texts=registry.max_batch_texts,
+        threads=registry.int8_torch_threads if registry.int8 else registry.torch_threads,
+    )
+    texts = [row.text for row in read_job(run_dir_for(candidate.path)).data.holdout][:COST_TEXTS]
+    return measure_serving(candidate.model_dir, _existing(candidate.path / "int8"), served_as, texts, latency_samples)
+
+
+def evaluations(
+    candidate: Candidate, cost: ServingCost, production: ModelRecord | None
+) -> tuple[Evaluation, Evaluation | None]:
     """What the gate reads: both models' predictions on the same holdout rows, the candidate's latency and memory
-    (production's from its own record)."""
+    as served (production's from its own record)."""
     from registry.evaluation import Evaluation, HoldoutPredictions
 
-    report = candidate.report
     mine = {e: HoldoutPredictions(p.labels, p.candidate) for e, p in candidate.predictions.items()}
-    candidate_eval = Evaluation(mine, report.latency_ms_p99, report.peak_memory_mb)
+    candidate_eval = Evaluation(mine, cost.latency_ms_p99, cost.peak_memory_mb)
     if production is None:
         return candidate_eval, None
     theirs = {}
@@ -94,7 +121,9 @@ def evaluations(candidate: Candidate, production: ModelRecord | None) -> tuple[E
     return candidate_eval, Evaluation(theirs, metrics["latency_ms_p99"], metrics["peak_memory_mb"])
 
 
-def build_lineage(con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate: Candidate) -> Lineage:
+def build_lineage(
+    con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate: Candidate, cost: ServingCost
+) -> Lineage:
     from registry.candidates import Lineage
 
     run_dir = run_dir_for(candidate.path)
@@ -134,8 +163,9 @@ def build_lineage(con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate
             "accuracy": {str(e): round(s.accuracy, 4) for e, s in report.episodes.items()},
             "forgetting": {str(e): round(v, 4) for e, v in report.forgetting.items()},
             "backward_transfer": report.backward_transfer,
-            "latency_ms_p99": round(report.latency_ms_p99, 2),
-            "peak_memory_mb": round(report.peak_memory_mb, 1),
+            "latency_ms_p99": round(cost.latency_ms_p99, 2),
+            "peak_memory_mb": round(cost.peak_memory_mb, 1),
+            "cost_measured": f"as served, predicting {cost.texts} holdout texts",
         },
     )
 

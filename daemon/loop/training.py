@@ -65,9 +65,9 @@ def launch(
             adapter = out_dir.parent / "parent-adapter"  # a copy: the run never reads the store while it trains
             shutil.copytree(parent.directory, adapter)
         process = start(settings.trainer, data, None, adapter, out_dir)
-    except (TrainerError, OSError) as exc:
-        runs.end_run(con, record.id, status="failed", reason=f"the run could not start: {exc}")
-        log.error("training run %d could not start: %s", record.id, exc)
+    except Exception as exc:  # whatever it is, the run ends with the reason instead of staying `running`
+        runs.end_run(con, record.id, status="failed", reason=f"the run could not start: {_described(exc)}")
+        log.error("training run %d could not start: %s", record.id, _described(exc), exc_info=not _expected(exc))
         return None
     runs.record_start(con, record.id, process.popen.pid, describe_data(data, window_rows=len(window)))
     return runs.get_run(con, record.id), process
@@ -83,6 +83,10 @@ def follow(cursor: Cursor, record: TrainingRun, process: TrainingProcess, on_eve
         status, reason = "interrupted", "the daemon shut down during the run; it is tried again on the next start"
     except TrainingFailed as exc:
         status, reason = "failed", str(exc)
+    except Exception as exc:  # following the child failed: the child is stopped and the run ends with why
+        log.exception("following training run %d failed", record.id)
+        process.cancel()
+        status, reason = "failed", f"following the run failed: {_described(exc)}"
     with cursor() as con:
         runs.end_run(con, record.id, status=status, reason=reason)
     log_method = log.info if status == "succeeded" else log.error
@@ -106,6 +110,14 @@ def recover(con: duckdb.DuckDBPyConnection) -> list[TrainingRun]:
         runs.end_run(con, record.id, status="aborted", reason=reason)
         log.warning("training run %d aborted: %s", record.id, reason)
     return found
+
+
+def _expected(exc: Exception) -> bool:
+    return isinstance(exc, TrainerError | OSError)
+
+
+def _described(exc: Exception) -> str:
+    return str(exc) if _expected(exc) else f"{type(exc).__name__}: {exc}"
 
 
 def split_window(rows: list[history.StoredRow], first_row_id: int) -> tuple[list[Row], list[Row]]:

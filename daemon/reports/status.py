@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import duckdb
 
 from daemon.loop import runs
+from daemon.loop.store import bentoml_home
 from daemon.settings import Settings
 from drift.store import count_events, load_monitor, stored_events
 from ingest.summary import store_summary
 from registry.records import select_models, select_promotions
+from registry.served import read_served
 
 
 def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
@@ -41,8 +44,21 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
             "runs_by_status": runs.runs_by_status(con),
             "last_run": last_run[0].as_dict() if last_run else None,
         },
-        "models": _models(con, settings.registry.task),
+        "models": {**_models(con, settings.registry.task), "serving": serving_state(con, settings)},
     }
+
+
+def serving_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any] | None:
+    """The registry's production beside what the service last said it serves (None before any service ran)."""
+    from registry.registry import Registry
+
+    home = bentoml_home(settings)
+    served = read_served(home, settings.registry.production_name())
+    if served is None:
+        return None
+    tag = Registry(con, settings.registry, home).production_tag()
+    recorded = None if tag is None else tag.split(":", 1)[1]
+    return {**asdict(served), "registry_version": recorded, "matches": served.version == recorded}
 
 
 def _models(con: duckdb.DuckDBPyConnection, task: str) -> dict[str, Any]:

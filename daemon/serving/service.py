@@ -25,6 +25,7 @@ from ingest.errors import BadFeedback  # noqa: E402
 from ingest.producer import checked_record  # noqa: E402
 from registry.metrics import service_metrics  # noqa: E402
 from registry.reloader import Loaded, ModelSlot  # noqa: E402
+from registry.served import write_served  # noqa: E402
 from registry.settings import RegistrySettings  # noqa: E402
 from registry.store import ModelStore, StoredModel  # noqa: E402
 from trainer.predict import Classifier, load_served, predict, use_threads  # noqa: E402
@@ -57,7 +58,9 @@ class DriftloopService:
             lambda stored: load_stored(stored, settings),
             settings.poll_interval_s,
             on_swap=self._swapped,
+            on_failure=self._failed,
         )
+        self.bentoml_home = config.bentoml_home
         self.slot.refresh()
         self.slot.start()
 
@@ -119,3 +122,9 @@ class DriftloopService:
 
     def _swapped(self, loaded: Loaded[Classifier]) -> None:
         self.metrics.swaps.labels(model_version=loaded.version).inc()
+        write_served(self.bentoml_home, self.settings.production_name(), loaded.version, loaded.source)
+
+    def _failed(self, version: str, error: Exception) -> None:
+        served = self.slot.current
+        write_served(self.bentoml_home, self.settings.production_name(), served.version if served else None,
+                     served.source if served else None, version, f"{type(error).__name__}: {error}"[:500])  # fmt: skip

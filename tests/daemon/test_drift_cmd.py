@@ -47,6 +47,20 @@ def test_check_feeds_the_monitor_once_and_status_shows_it(tmp_path: Path) -> Non
     shown = json.loads(status.stdout)
     assert (shown["rows_seen"], shown["last_row_id"], shown["events"]) == (24_000, 24_000, 1)
     assert {reading["name"] for reading in shown["readings"]} >= {"error", "label_mix", "length"}
+    table = run(tmp_path, "drift", "status")
+    assert table.exit_code == 0, table.output
+    assert table.stdout.startswith("phase monitoring; 24000 rows seen (last row 24000)")
+    lines = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert set(lines) == {reading["name"] for reading in shown["readings"]}
+    assert all(("BEYOND" in line) == reading["beyond"] for reading in shown["readings"] for line in
+               [lines[reading["name"]]])  # fmt: skip
+
+    text_backtest = run(tmp_path, "drift", "backtest", "--change-points", str(SHIFT + 1))
+    assert text_backtest.exit_code == 0, text_backtest.output
+    assert f"change points: [{SHIFT + 1}]" in text_backtest.stdout
+    assert [line.split()[0] for line in text_backtest.stdout.splitlines()][-5:] == [
+        "detector", "driftloop", "adwin", "ddm", "hddm_a"
+    ]  # fmt: skip
 
 
 def test_backtest_reports_the_monitor_and_the_baselines(tmp_path: Path) -> None:

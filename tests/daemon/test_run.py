@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import KafkaSettings
+from ingest.records import incoming_table
+from ingest.settings import IngestSettings, KafkaSettings
+from ingest.store import FeedbackStore
 from tests.conftest import wait_until
 from tests.ingest.kafka_helpers import good, produce
 
@@ -106,3 +108,39 @@ def _rows(status: dict[str, object]) -> object:
 
 def _drift_rows(status: dict[str, object]) -> object:
     return status["drift"]["rows_seen"]  # type: ignore[index]
+
+
+def test_ingest_that_cannot_go_on_halts_alone(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "DRIFTLOOP_HOME": str(home),
+        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "DRIFTLOOP_KAFKA_TOPIC": kafka_settings.topic,
+        "DRIFTLOOP_KAFKA_GROUP_ID": kafka_settings.group_id,
+    }
+    produce(kafka_settings, [good(i) for i in range(10)], partitions=1)
+    with FeedbackStore(home / "driftloop.duckdb", IngestSettings()) as store:  # as a recreated topic leaves it
+        store.write_batch(incoming_table([], kafka_settings.topic), {(kafka_settings.topic, 0): 1_000_000})
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as output:
+        daemon = subprocess.Popen([sys.executable, "-m", "daemon", "run"], env=env, stdout=output, stderr=output)
+    try:
+
+        def halted() -> object:
+            answer = cli(env, "status", "--json")
+            running = json.loads(answer.stdout).get("daemon") if answer.returncode == 0 else None
+            return None if running is None else running["ingest_halted"]
+
+        wait_until(lambda: bool(halted()), 60, "ingest to halt")
+        assert "ingest.offset_out_of_range" in str(halted())
+        assert daemon.poll() is None, "the daemon runs on"
+        table = cli(env, "status").stdout
+        assert "ingest: HALTED (OffsetOutOfRange: the stored offset 1000000" in table
+        assert cli(env, "drift", "status").returncode == 0
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert "ingest halted; the rest of the daemon runs on" in log.read_text()

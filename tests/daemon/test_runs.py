@@ -11,13 +11,19 @@ import pytest
 from daemon.daemon_settings import DaemonSettings
 from daemon.loop import runs
 from daemon.loop.store import ensure_schemas
-from daemon.loop.training import split_window
+from daemon.loop.submission import submit_run
+from daemon.loop.training import launch, split_window
+from daemon.settings import Settings
 from drift.events import DriftEvent
 from drift.monitor import DriftMonitor
 from drift.settings import DriftSettings
 from drift.store import load_monitor, save_monitor
 from ingest import history
+from registry.candidates import CandidateFiles, Lineage
+from registry.registry import Registry
+from registry.settings import RegistrySettings
 from tests.daemon.loop_helpers import records, store_records
+from tests.registry.conftest import build_tiny_model, evaluation
 
 POLICY = DaemonSettings(min_new_rows=100, max_training_attempts=2)
 
@@ -84,3 +90,40 @@ def test_a_new_event_opens_the_next_episode(con: duckdb.DuckDBPyConnection, tmp_
     assert {row.episode for row in window} == {2}
     assert [sum(row.episode == e for row in earlier) for e in (0, 1)] == [100, 79]
     assert history.episode_starts(con) == {1: 101, 2: 180}
+
+
+def test_a_run_that_cannot_start_for_any_reason_ends_failed_with_it(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in row selection")
+
+    monkeypatch.setattr("daemon.loop.training.select_rows", broken)
+    drift_event(con, row_id=200, first_row_id=101)
+    plan = runs.next_drift_run(con, POLICY) or pytest.fail("due")
+
+    assert launch(con, Settings(home=tmp_path), plan, None) is None
+    (run,) = runs.list_runs(con)
+    assert (run.status, run.reason) == ("failed", "the run could not start: RuntimeError: a bug in row selection")
+    assert run.ended_at is not None
+
+
+def test_a_run_registered_before_a_restart_is_not_registered_again(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    registry = Registry(con, RegistrySettings(task="t", gate_bootstrap_samples=200), tmp_path / "bentoml")
+    drift_event(con, row_id=200, first_row_id=101)
+    run = runs.open_run(con, runs.next_drift_run(con, POLICY) or pytest.fail("due"), None, tmp_path / "runs")
+    runs.end_run(con, run.id, status="succeeded")
+    lineage = Lineage(training_run={"id": run.id, "directory": str(Path(run.out_dir).parent)})
+    first = registry.submit(CandidateFiles(build_tiny_model(tmp_path / "model", 0)), evaluation({1: 0.8}), None,
+                            lineage)  # fmt: skip
+    # the daemon stopped here, before it marked the run `submitted`; on the next start the gate job finds it again
+
+    again = submit_run(con, registry, runs.get_run(con, run.id), latency_samples=1)
+
+    assert again is not None
+    assert again.version == first.version
+    assert [model.version for model in registry.models()] == [first.version]
+    assert (runs.get_run(con, run.id).status, runs.get_run(con, run.id).candidate_version) == ("submitted", "v1")

@@ -89,3 +89,27 @@ def test_an_approval_after_a_crashed_approval_reconciles_first_and_takes_the_sam
     assert [m.version for m in registry.store.versions(production)] == ["v1-p1"]
     served = registry.store.get(f"{production}:latest").path / "model" / "model.safetensors"
     assert served.read_bytes() == (tiny_models[0] / "model.safetensors").read_bytes()  # v1, not the crash's copy
+
+
+def test_a_promotion_that_fails_to_commit_leaves_the_service_on_the_recorded_production(
+    registry: Registry, tiny_models: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.submit(files(tiny_models[0]), evaluation({1: 0.8}), None, lineage_for("run-1"))
+    registry.approve("v1", "ann")
+    registry.submit(files(tiny_models[1]), evaluation({1: 0.8, 2: 0.9}), evaluation({1: 0.8, 2: 0.6}),
+                    lineage_for("run-2"), "v1")  # fmt: skip
+    production = registry.settings.production_name()
+    served = registry.store.latest_version(production)
+
+    def disk_full(version: str, stage: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry, "_set_stage", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        registry.approve("v2", "ann")
+    monkeypatch.undo()
+
+    assert registry.store.latest_version(production) == served, "the service still follows what was recorded"
+    assert [model.version for model in registry.models("production")] == ["v1"]
+    approved = registry.approve("v2", "ann")  # the retry reconciles the unrecorded copy away first
+    assert registry.store.latest_version(production) == str(approved.production_tag).split(":")[1]

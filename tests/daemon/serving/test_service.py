@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -12,10 +13,13 @@ from typing import Any, cast
 import pytest
 from starlette.testclient import TestClient
 
+from daemon.reports.status import serving_state
 from daemon.serving import config as service_config
 from daemon.serving.config import FeedbackSink, ServiceConfig
+from daemon.settings import Settings
 from ingest.settings import KafkaSettings
 from registry.registry import Registry
+from registry.served import read_served
 from registry.settings import RegistrySettings
 from tests.registry.conftest import evaluation, files, lineage_for
 
@@ -148,3 +152,36 @@ def test_feedback_reaches_the_broker(serve: Any, kafka_settings: KafkaSettings) 
         consumer.close()
     assert records == [{"id": "c-1", "text": "w1 w2", "label": "pos", "prediction": "neg", "model_version": "v1-p1",
                         "meta": {"app": "test"}}]  # fmt: skip
+
+
+def test_a_production_model_that_fails_to_load_is_shown_beside_the_registry(
+    registry: Registry, tiny_models: tuple[Path, ...], serve: Any, bentoml_home: Path, tmp_path: Path
+) -> None:
+    first = promote(registry, tiny_models[0], "r1")
+    client = serve()
+    settings = Settings(home=tmp_path, registry=registry.settings.model_copy(update={"bentoml_home": bentoml_home}))
+    name = registry.settings.production_name()
+    assert read_served(bentoml_home, name) == dataclasses.replace(
+        read_served(bentoml_home, name) or pytest.fail("no state"), version=first, failed_version=None, error=None
+    )
+    assert serving_status(registry, settings)["matches"] is True
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "weights.bin").write_bytes(b"not a model")
+    second = promote(registry, broken, "r2")  # approved: the registry's production is now a model that cannot load
+    deadline = time.monotonic() + 5
+    while (read_served(bentoml_home, name) or pytest.fail("no state")).failed_version != second:
+        assert time.monotonic() < deadline, "the service did not report the failed load"
+        time.sleep(0.05)
+
+    state = serving_status(registry, settings)
+    assert (state["version"], state["registry_version"], state["matches"]) == (first, second, False)
+    assert "not a driftloop model directory" in state["error"]
+    assert client.post("/predict", json={"texts": ["w1"]}).json()["model_version"] == first
+
+
+def serving_status(registry: Registry, settings: Settings) -> dict[str, Any]:
+    found = serving_state(registry.con, settings)
+    assert found is not None
+    return cast(dict[str, Any], found)

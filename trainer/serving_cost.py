@@ -1,0 +1,96 @@
+"""What a model costs as the service runs it: latency and peak memory measured in a fresh process that loads the
+model as the service does (INT8 or not, its batch size, its thread count) and predicts the given texts.
+
+The training process cannot measure this: its resident memory still holds the training state (on long texts
+it read 2.6-3.1 GB where the service for the same model peaked at 1.1 GB). Importing this module does not
+import torch; the child process does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from trainer.errors import TrainerError
+
+MEASURE_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class ServedAs:
+    """How the service runs a model (the registry's serving settings, handed over by the daemon)."""
+
+    int8: bool
+    batch_size: int
+    max_batch_texts: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class ServingCost:
+    latency_ms_p50: float  # one text a request
+    latency_ms_p99: float
+    peak_memory_mb: float  # the measuring process's peak resident memory: interpreter, torch, model, batches
+    texts: int
+
+
+@dataclass(frozen=True)
+class _Request:
+    model_dir: str
+    int8_dir: str | None
+    served_as: ServedAs
+    texts: list[str]
+    latency_samples: int
+
+    @classmethod
+    def from_json(cls, text: str) -> _Request:
+        values = json.loads(text)
+        return cls(**{**values, "served_as": ServedAs(**values["served_as"])})
+
+
+def measure_serving(
+    model_dir: Path, int8_dir: Path | None, served_as: ServedAs, texts: Sequence[str], latency_samples: int
+) -> ServingCost:
+    """Load the model in a child process as the service would, predict `texts` in the service's request and batch
+    sizes, then time `latency_samples` single-text requests."""
+    request = _Request(str(model_dir), None if int8_dir is None else str(int8_dir), served_as, list(texts),
+                       latency_samples)  # fmt: skip
+    try:
+        done = subprocess.run([sys.executable, "-m", "trainer.serving_cost"], input=json.dumps(asdict(request)),
+                              text=True, capture_output=True, timeout=MEASURE_TIMEOUT_S, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise TrainerError(f"measuring {model_dir} as served took over {MEASURE_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TrainerError(f"measuring {model_dir} as served failed (exit code {done.returncode}): {last}")
+    return ServingCost(**json.loads(done.stdout))
+
+
+def _measure(request: _Request) -> ServingCost:
+    import numpy as np
+
+    from trainer.evaluate import peak_memory_mb
+    from trainer.predict import load_served, predict, use_threads
+
+    served_as, texts = request.served_as, request.texts
+    use_threads(served_as.threads)
+    int8_dir = None if request.int8_dir is None else Path(request.int8_dir)
+    classifier = load_served(Path(request.model_dir), int8_dir, served_as.int8, served_as.batch_size)
+    for start in range(0, len(texts), served_as.max_batch_texts):
+        predict(classifier, texts[start : start + served_as.max_batch_texts])
+    timings = []
+    for index in range(request.latency_samples):
+        started = time.perf_counter()
+        predict(classifier, [texts[index % len(texts)] if texts else "."])
+        timings.append((time.perf_counter() - started) * 1000)
+    p50, p99 = float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
+    return ServingCost(p50, p99, peak_memory_mb(), len(texts))
+
+
+if __name__ == "__main__":
+    print(json.dumps(asdict(_measure(_Request.from_json(sys.stdin.read())))))
