@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,5 +56,6 @@ def register_commands() -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # the home, the store, run folders and models: readable by their owner only
     register_commands()
     cli(prog_name="driftloop")

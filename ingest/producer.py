@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -27,6 +28,13 @@ class LoadReport:
 
 def encode_record(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def content_id(record: dict[str, Any]) -> str:
+    """An id for a record sent without one, from what it says: a retried request gets the same id, so the
+    store keeps one record (the first) however often it is sent."""
+    said = [record.get(field) for field in ("text", "label", "prediction", "model_version")]
+    return "auto-" + hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def checked_record(record: dict[str, Any], ingest: IngestSettings) -> tuple[str, bytes]:

@@ -29,7 +29,7 @@ from ingest.link import Failed, Finished, ForwardLogs, Lag, StoreLink, WriteBatc
 from ingest.offsets import deleted_offsets, replaced_offsets, stale_offsets
 from ingest.records import INCOMING_SCHEMA
 from ingest.settings import IngestSettings, KafkaSettings
-from ingest.store import BatchResult
+from ingest.store import BatchResult, Position
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,9 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
         consumer.subscribe([self.kafka.topic], listener=self)
         log.info("ingesting %s as %s/%s", self.kafka.topic, self.kafka.group_id, self.kafka.group_instance_id)
-        idle_since = time.monotonic()
+        idle_since = started = time.monotonic()
+        # `once` with no partition ever assigned (a topic that does not exist): give up after a group join's time
+        assignment_wait_s = self.kafka.request_timeout_ms / 1000 + self.ingest.idle_exit_s
         lag_measured = 0.0
         try:
             while not self.stop.is_set():
@@ -111,6 +113,10 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
                     break
                 elif not consumer.assignment():
                     idle_since = time.monotonic()
+                    if once and idle_since - started >= assignment_wait_s:
+                        log.warning("no partition of %s was assigned within %.0f s; does the topic exist? "
+                                    "(`driftloop topic create`)", self.kafka.topic, assignment_wait_s)  # fmt: skip
+                        break
         finally:
             self._shutdown(consumer)
 
@@ -207,19 +213,13 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         stored = self.link.stored_positions(self.kafka.topic)
         self._stored_offsets.update({partition: position.next_offset for partition, position in stored.items()})
         resume = {tp: stored[tp.partition].next_offset for tp in assigned if tp.partition in stored}
-        hashed = {tp: (stored[tp.partition].next_offset, stored[tp.partition].last_value_md5) for tp in resume}
-        stale = {
-            **{
-                tp: (offset, "lies beyond the end of")
-                for tp, offset in stale_offsets(self.kafka, consumer, resume).items()
-            },
-            **{tp: (offset, "lies before the start of") for tp, offset in deleted_offsets(consumer, resume).items()},
-        }
-        checkable = {
-            tp: (offset, md5) for tp, (offset, md5) in hashed.items() if md5 and offset > 0 and tp not in stale
-        }
-        for tp, offset in replaced_offsets(self.kafka, checkable).items():
-            stale[tp] = (offset, "follows a record that is not the one stored before it in")
+        try:
+            stale = self._misplaced(consumer, stored, resume)
+        except KafkaError as exc:  # a broker outage during the assignment: the partitions wait, paused
+            log.warning("checking the stored offsets against Kafka failed (%s); trying again", exc)
+            self._unpositioned |= assigned
+            self.stop.wait(self.ingest.retry_initial_s)
+            return
         for tp in sorted(assigned):
             if tp in stale:
                 self._restart_stale(tp, *stale[tp])
@@ -234,6 +234,23 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             sorted(tp.partition for tp in assigned),
             {tp.partition: resume.get(tp, "beginning") for tp in sorted(assigned)},
         )
+
+    def _misplaced(
+        self, consumer: KafkaConsumer, stored: dict[int, Position], resume: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, tuple[int, str]]:
+        """The stored offsets that no longer point where the store read up to, with where they point."""
+        stale = {
+            tp: (offset, "lies beyond the end of") for tp, offset in stale_offsets(self.kafka, consumer, resume).items()
+        }
+        stale |= {tp: (offset, "lies before the start of") for tp, offset in deleted_offsets(consumer, resume).items()}
+        checkable: dict[TopicPartition, tuple[int, str]] = {}
+        for tp, offset in resume.items():
+            md5 = stored[tp.partition].last_value_md5
+            if md5 and offset > 0 and tp not in stale:
+                checkable[tp] = (offset, md5)
+        for tp, offset in replaced_offsets(self.kafka, checkable).items():
+            stale[tp] = (offset, "follows a record that is not the one stored before it in")
+        return stale
 
     def _restart_stale(self, tp: TopicPartition, offset: int, where: str) -> None:
         """A stored offset that no longer points where the store read up to: stop (the default) or restart where

@@ -68,6 +68,12 @@ class RegistrySettings(BaseModel):
         0.5, gt=0.0, le=60.0, description="How often the service checks for a new production model."
     )
     max_batch_texts: int = Field(64, ge=1, description="Most texts in one /predict request.")
+    max_request_chars: int = Field(
+        200_000,
+        ge=1,
+        description="Most characters of all texts of one /predict request together (the one worker "
+        "stays free for others).",
+    )
     int8: bool = Field(
         False,
         description="Serve the INT8 version of the model (the candidate's INT8 export, else quantized at load).",

@@ -18,11 +18,11 @@ from daemon.errors import DaemonError
 from daemon.loop import runs
 from daemon.loop.access import StoreAccess
 from daemon.loop.admin import daemon_running
+from daemon.loop.registry_actions import rebaseline_drift
 from daemon.loop.store import open_store
 from daemon.loop.submission import submit_run
 from daemon.loop.training import follow, launch
 from daemon.settings import Settings
-from drift.store import load_monitor, save_monitor
 from ingest.history import rows_from_topic
 from ingest.records import incoming_table
 from ingest.store import FeedbackStore
@@ -62,7 +62,7 @@ def bootstrap_store(store: FeedbackStore, settings: Settings, data_file: Path, a
     status = follow(con.cursor, record, process, _print_progress)
     if status != "succeeded":
         raise DaemonError(f"bootstrap run {record.id} {status}: {runs.get_run(con, record.id).reason}")
-    model = submit_run(con, registry, runs.get_run(con, record.id), settings.trainer.latency_samples)
+    model = submit_run(con, registry, runs.get_run(con, record.id), settings.trainer.latency_samples, settings.drift)
     if model is None:
         raise DaemonError(f"bootstrap run {record.id}: {runs.get_run(con, record.id).reason}")
     for check in model.checks:
@@ -72,11 +72,10 @@ def bootstrap_store(store: FeedbackStore, settings: Settings, data_file: Path, a
             f"{model.version} failed the gate (reasons above); look at `driftloop show {model.version}` and approve "
             f"it with --force --reason, or bootstrap again with more data"
         )
-    promotion = registry.approve(model.version, actor, f"bootstrap from {data_file.name}")
-    monitor = load_monitor(con, settings.drift)
-    monitor.start_after(record.last_row_id)  # the drift reference is live traffic, not the training set
-    save_monitor(con, monitor, [])
-    return {"version": model.version, "tag": promotion.production_tag}
+    if model.stage != "production":  # not promoted by registry.auto_approve already
+        registry.approve(model.version, actor, f"bootstrap from {data_file.name}")
+        rebaseline_drift(con, settings.drift)  # the first model: drift is watched from after the bootstrap set
+    return {"version": model.version, "tag": registry.production_tag()}
 
 
 def _load(store: FeedbackStore, data_file: Path) -> None:

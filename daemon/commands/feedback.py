@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,7 +15,7 @@ from daemon.loop.operations import call
 from daemon.serving import client as service_client
 from ingest.errors import BadFeedback
 from ingest.kafka_clients import connect_once, feedback_producer
-from ingest.producer import load_file, send_one
+from ingest.producer import content_id, load_file, send_one
 
 SKIPPED_SHOWN = 20
 ANNOTATE_BATCH = 64
@@ -29,7 +29,7 @@ def feedback_group() -> None:
 @feedback_group.command("send")
 @click.option("--text", required=True, help="The text the model classified.")
 @click.option("--label", required=True, help="The correct label, as a person gave it.")
-@click.option("--id", "record_id", help="Idempotency key (default: a new UUID).")
+@click.option("--id", "record_id", help="Idempotency key (default: one derived from the record, so a retry is one).")
 @click.option("--prediction", help="What the served model predicted.")
 @click.option("--model-version", help="Which model predicted it.")
 @click.option("--meta", help="A JSON object kept with the record.")
@@ -45,13 +45,14 @@ def send(
 ) -> None:
     """Send one correction to the feedback topic."""
     settings = state.settings
-    record: dict[str, object] = {"id": record_id or str(uuid.uuid4()), "text": text, "label": label}
+    record: dict[str, Any] = {"text": text, "label": label}
     if prediction is not None:
         record["prediction"] = prediction
     if model_version is not None:
         record["model_version"] = model_version
     if meta is not None:
         record["meta"] = _json_object(meta)
+    record = {"id": record_id or content_id(record), **record}
     producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
     try:
         send_one(producer, settings.kafka, settings.ingest, record)

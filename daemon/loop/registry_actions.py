@@ -5,23 +5,32 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from daemon.loop.access import Operation, StoreAccess
+from daemon.loop.runs import bootstrap_end
 from drift.settings import DriftSettings
 from drift.store import load_monitor, save_monitor
 
 if TYPE_CHECKING:
     from registry.records import Promotion
-    from registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-def rebaseline_drift(registry: Registry, drift: DriftSettings) -> None:
-    """A new production model changes the error stream: the monitor cools down and learns a new reference."""
-    monitor = load_monitor(registry.con, drift)
-    monitor.rebaseline(cooldown=True)
-    save_monitor(registry.con, monitor, [])
-    log.info("drift monitor restarts its reference for the new production model")
+def rebaseline_drift(con: duckdb.DuckDBPyConnection, drift: DriftSettings) -> None:
+    """A new production model changes the error stream: the monitor cools down and learns a new reference. The
+    first production model's monitor, never fed yet, starts after the bootstrap set instead (its reference is live
+    traffic, not the training set; a cooldown counted from the first stored row would swallow a short stream)."""
+    monitor = load_monitor(con, drift)
+    start = bootstrap_end(con)
+    if monitor.last_row_id is None and start is not None:
+        monitor.start_after(start)
+        log.info("drift monitor starts after the bootstrap set (row %d)", start)
+    else:
+        monitor.rebaseline(cooldown=True)
+        log.info("drift monitor restarts its reference for the new production model")
+    save_monitor(con, monitor, [])
 
 
 def _show(access: StoreAccess, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -34,14 +43,14 @@ def _approve(access: StoreAccess, arguments: dict[str, Any]) -> Promotion:
     promotion = registry.approve(
         arguments["version"], arguments["actor"], arguments.get("reason"), arguments.get("force", False)
     )
-    rebaseline_drift(registry, access.settings.drift)
+    rebaseline_drift(access.con, access.settings.drift)
     return promotion
 
 
 def _rollback(access: StoreAccess, arguments: dict[str, Any]) -> Promotion:
     registry = access.registry()
     promotion = registry.rollback(arguments["actor"], arguments.get("to"), arguments.get("reason"))
-    rebaseline_drift(registry, access.settings.drift)
+    rebaseline_drift(access.con, access.settings.drift)
     return promotion
 
 

@@ -91,7 +91,7 @@ class Daemon:
 
     def gate_job(self) -> None:
         with self._registry() as registry:
-            submit_finished(registry.con, registry, self.settings.trainer.latency_samples)
+            submit_finished(registry.con, registry, self.settings.trainer.latency_samples, self.settings.drift)
 
     def housekeeping_job(self) -> None:
         """Fold the write-ahead log into the file, so a restart replays little."""

@@ -27,6 +27,8 @@ def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
 
 def open_store(settings: Settings, wait_s: float = 0.0) -> FeedbackStore:
     """The store with all its tables; waits up to `wait_s` for another process (a CLI command) to let go of it."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.chmod(0o700)  # a home made before files were kept private
     deadline = time.monotonic() + wait_s
     while True:
         try:

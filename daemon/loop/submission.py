@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from daemon.loop import runs
+from daemon.loop.registry_actions import rebaseline_drift
 from daemon.loop.runs import TrainingRun
+from drift.settings import DriftSettings
 from drift.store import event_record
 from ingest import history
 from registry.settings import RegistrySettings
@@ -32,18 +34,20 @@ log = logging.getLogger(__name__)
 COST_TEXTS = 2_000  # holdout texts the serving cost is measured on (the memory of a batch is what counts)
 
 
-def submit_finished(con: duckdb.DuckDBPyConnection, registry: Registry, latency_samples: int) -> list[ModelRecord]:
+def submit_finished(
+    con: duckdb.DuckDBPyConnection, registry: Registry, latency_samples: int, drift: DriftSettings
+) -> list[ModelRecord]:
     """Gate and register every run that finished training; each run ends `submitted` (or `failed`, with why)."""
     submitted = []
     for record in reversed(runs.list_runs(con, status="succeeded")):
-        model = submit_run(con, registry, record, latency_samples)
+        model = submit_run(con, registry, record, latency_samples, drift)
         if model is not None:
             submitted.append(model)
     return submitted
 
 
 def submit_run(
-    con: duckdb.DuckDBPyConnection, registry: Registry, record: TrainingRun, latency_samples: int
+    con: duckdb.DuckDBPyConnection, registry: Registry, record: TrainingRun, latency_samples: int, drift: DriftSettings
 ) -> ModelRecord | None:
     """Gate a finished run's candidate and register it; the run ends `submitted`, or `failed` with why."""
     from registry.candidates import CandidateFiles
@@ -86,6 +90,8 @@ def submit_run(
         log.exception("training run %d: the candidate could not be gated or stored", record.id)
         return None
     runs.end_run(con, record.id, status="submitted", candidate_version=model.version)
+    if model.stage == "production":  # registry.auto_approve promoted it: as an operator's approval would
+        rebaseline_drift(con, drift)
     return model
 
 

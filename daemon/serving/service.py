@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from typing import Any, cast
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
@@ -22,7 +21,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from daemon.serving import config as service_config  # noqa: E402
 from daemon.serving.requests import texts_problem  # noqa: E402
 from ingest.errors import BadFeedback  # noqa: E402
-from ingest.producer import checked_record  # noqa: E402
+from ingest.producer import checked_record, content_id  # noqa: E402
 from registry.metrics import service_metrics  # noqa: E402
 from registry.reloader import Loaded, ModelSlot  # noqa: E402
 from registry.served import write_served  # noqa: E402
@@ -67,7 +66,9 @@ class DriftloopService:
     @bentoml.api(route="/predict")  # type: ignore[untyped-decorator]  # bentoml exports it lazily (untyped)
     def predict(self, texts: list[str]) -> dict[str, Any]:
         """Classify a batch of texts: each gets a label and a probability per label, with the serving version."""
-        problem = texts_problem(texts, self.settings.max_batch_texts, self.ingest.max_text_chars)
+        problem = texts_problem(
+            texts, self.settings.max_batch_texts, self.ingest.max_text_chars, self.settings.max_request_chars
+        )
         if problem is not None:
             return _error(400, problem)
         served = self.slot.current
@@ -94,9 +95,10 @@ class DriftloopService:
         meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A correction: checked as ingest checks every record, then sent to the feedback topic keyed by its id."""
-        record: dict[str, Any] = {"id": id if id is not None else str(uuid.uuid4()), "text": text, "label": label}
+        record: dict[str, Any] = {"text": text, "label": label}
         optional = {"prediction": prediction, "model_version": model_version, "meta": meta}
         record.update({key: value for key, value in optional.items() if value is not None})
+        record = {"id": id if id is not None else content_id(record), **record}
         try:
             key, value = checked_record(record, self.ingest)
         except BadFeedback as exc:

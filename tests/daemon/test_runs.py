@@ -10,6 +10,8 @@ import pytest
 
 from daemon.daemon_settings import DaemonSettings
 from daemon.loop import runs
+from daemon.loop.jobs import check_drift
+from daemon.loop.registry_actions import rebaseline_drift
 from daemon.loop.store import ensure_schemas
 from daemon.loop.submission import submit_run
 from daemon.loop.training import launch, split_window
@@ -121,9 +123,23 @@ def test_a_run_registered_before_a_restart_is_not_registered_again(
                             lineage)  # fmt: skip
     # the daemon stopped here, before it marked the run `submitted`; on the next start the gate job finds it again
 
-    again = submit_run(con, registry, runs.get_run(con, run.id), latency_samples=1)
+    again = submit_run(con, registry, runs.get_run(con, run.id), latency_samples=1, drift=DriftSettings())
 
     assert again is not None
     assert again.version == first.version
     assert [model.version for model in registry.models()] == [first.version]
     assert (runs.get_run(con, run.id).status, runs.get_run(con, run.id).candidate_version) == ("submitted", "v1")
+
+
+def test_the_first_models_drift_reference_starts_after_the_bootstrap_set_and_later_ones_cool_down(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    bootstrap = runs.open_run(con, runs.bootstrap_run(con), None, tmp_path / "runs")
+    runs.end_run(con, bootstrap.id, status="submitted")
+    rebaseline_drift(con, DriftSettings())  # the first approval, --force after a failed gate included
+    first = load_monitor(con, DriftSettings())
+    assert (first.last_row_id, first.status().phase) == (300, "warmup")
+
+    check_drift(con, DriftSettings())  # nothing new after row 300; a later promotion cools down
+    rebaseline_drift(con, DriftSettings())
+    assert load_monitor(con, DriftSettings()).status().phase == "cooldown"

@@ -80,6 +80,12 @@ def test_predict_validates_and_hot_swaps(registry: Registry, tiny_models: tuple[
     empty = client.post("/predict", json={"texts": []})
     assert empty.json() == {"error": "`texts` is empty; send a list of 1 to 64 texts"}
     assert client.post("/predict", json={"texts": ["a"] * 65}).json()["error"].startswith("`texts` has 65 texts")
+    too_much = client.post("/predict", json={"texts": ["x" * 20_000] * 11})
+    assert (too_much.status_code, too_much.json()["error"]) == (
+        400,
+        "the texts have 220000 characters in all; at most 200000 per request (registry.max_request_chars): "
+        "send fewer or shorter texts",
+    )
     too_long = client.post("/predict", json={"texts": ["ok", "x" * 20_001]})
     assert too_long.status_code == 400
     assert too_long.json()["error"].startswith("`texts[1]` has 20001 characters")
@@ -184,4 +190,26 @@ def test_a_production_model_that_fails_to_load_is_shown_beside_the_registry(
 def serving_status(registry: Registry, settings: Settings) -> dict[str, Any]:
     found = serving_state(registry.con, settings)
     assert found is not None
-    return cast(dict[str, Any], found)
+    return found
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def send(self, key: str, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+def test_a_retried_feedback_without_an_id_keeps_its_id(serve: Any) -> None:
+    sink = RecordingSink()
+    client = serve(sink)
+    correction = {"text": "w1 w2", "label": "pos", "prediction": "neg"}
+    first, retried = (client.post("/feedback", json=correction).json() for _ in range(2))
+    other = client.post("/feedback", json={**correction, "label": "neg"}).json()
+
+    assert first == retried
+    assert first["id"].startswith("auto-")
+    assert other["id"] != first["id"]
+    assert [key for key, _ in sink.sent] == [first["id"], first["id"], other["id"]]
+    assert json.loads(sink.sent[0][1]) == {"id": first["id"], **correction}
