@@ -99,7 +99,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer.subscribe([self.kafka.topic], listener=self)
         log.info("ingesting %s as %s/%s", self.kafka.topic, self.kafka.group_id, self.kafka.group_instance_id)
         idle_since = started = time.monotonic()
-        # `once` with no partition ever assigned (a topic that does not exist): give up after a group join's time
+        # `once` on a topic that does not exist: give up after a group join's time (one that exists is waited for)
         assignment_wait_s = self.kafka.request_timeout_ms / 1000 + self.ingest.idle_exit_s
         lag_measured = 0.0
         try:
@@ -113,12 +113,18 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
                     break
                 elif not consumer.assignment():
                     idle_since = time.monotonic()
-                    if once and idle_since - started >= assignment_wait_s:
-                        log.warning("no partition of %s was assigned within %.0f s; does the topic exist? "
-                                    "(`driftloop topic create`)", self.kafka.topic, assignment_wait_s)  # fmt: skip
+                    if once and idle_since - started >= assignment_wait_s and not self._topic_exists(consumer):
+                        log.warning("%s has no partitions after %.0f s: nothing to drain (create it with "
+                                    "`driftloop topic create`)", self.kafka.topic, assignment_wait_s)  # fmt: skip
                         break
         finally:
             self._shutdown(consumer)
+
+    def _topic_exists(self, consumer: KafkaConsumer) -> bool:
+        try:
+            return bool(consumer.partitions_for_topic(self.kafka.topic))
+        except KafkaError:
+            return True  # unknown: keep waiting, as for a topic that exists
 
     def _measure_lag(self, consumer: KafkaConsumer) -> None:
         """Records each assigned partition holds beyond what the store holds (as the broker reports its end)."""
