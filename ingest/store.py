@@ -183,18 +183,15 @@ class FeedbackStore:
     def _write(
         self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int], raising: Mapping[int, str]
     ) -> BatchResult:
-        keep = pa.array([index not in raising for index in range(incoming.num_rows)], pa.bool_())
-        failed = incoming.filter(pc.invert(keep)).append_column(
-            "reason", pa.array([raising[i] for i in sorted(raising)], pa.string())
-        )
+        checkable, failed = _set_aside(incoming, raising)
         self.con.begin()
         try:
-            self.con.register("incoming", incoming.filter(keep))
+            self.con.register("incoming", checkable)
             self.con.execute(CHECKED_SQL, check_parameters(self.settings))
             self.con.unregister("incoming")
             self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
             self.con.execute(INSERT_REJECTED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
-            if raising:
+            if failed is not None:
                 self.con.register("failed", failed)
                 self.con.execute(INSERT_FAILED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
                 self.con.unregister("failed")
@@ -243,3 +240,13 @@ class FeedbackStore:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _set_aside(incoming: pa.Table, raising: Mapping[int, str]) -> tuple[pa.Table, pa.Table | None]:
+    """The records to check, and the ones the check raised on with their reasons (None when there are none: the
+    usual batch is passed on as it is)."""
+    if not raising:
+        return incoming, None
+    keep = pa.array([index not in raising for index in range(incoming.num_rows)], pa.bool_())
+    reasons = pa.array([raising[index] for index in sorted(raising)], pa.string())
+    return incoming.filter(keep), incoming.filter(pc.invert(keep)).append_column("reason", reasons)

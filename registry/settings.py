@@ -92,5 +92,9 @@ class RegistrySettings(BaseModel):
     def model_name(self) -> str:
         return f"driftloop-{self.task}"
 
+    def serving_threads(self) -> int:
+        """The torch threads a model is served with: `int8_torch_threads` for INT8, else `torch_threads`."""
+        return self.int8_torch_threads if self.int8 else self.torch_threads
+
     def production_name(self) -> str:
         return f"driftloop-{self.task}-production"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,9 +71,7 @@ def measure_serving(
 
 
 def _measure(request: _Request) -> ServingCost:
-    import numpy as np
-
-    from trainer.evaluate import peak_memory_mb
+    from trainer.evaluate import peak_memory_mb, single_text_latency
     from trainer.predict import load_served, predict, use_threads
 
     served_as, texts = request.served_as, request.texts
@@ -83,12 +80,7 @@ def _measure(request: _Request) -> ServingCost:
     classifier = load_served(Path(request.model_dir), int8_dir, served_as.int8, served_as.batch_size)
     for start in range(0, len(texts), served_as.max_batch_texts):
         predict(classifier, texts[start : start + served_as.max_batch_texts])
-    timings = []
-    for index in range(request.latency_samples):
-        started = time.perf_counter()
-        predict(classifier, [texts[index % len(texts)] if texts else "."])
-        timings.append((time.perf_counter() - started) * 1000)
-    p50, p99 = float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
+    p50, p99 = single_text_latency(classifier, texts, request.latency_samples)
     return ServingCost(p50, p99, peak_memory_mb(), len(texts))
 
 

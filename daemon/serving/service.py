@@ -49,7 +49,7 @@ class DriftloopService:
         config, self.sink = service_config.current()
         self.settings = settings = config.registry
         self.ingest = config.ingest
-        use_threads(settings.int8_torch_threads if settings.int8 else settings.torch_threads)
+        use_threads(settings.serving_threads())
         self.metrics = service_metrics()
         self.slot: ModelSlot[Classifier] = ModelSlot(
             ModelStore(config.bentoml_home),

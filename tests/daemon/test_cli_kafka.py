@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from daemon.cli import cli, register_commands
 from ingest.settings import KafkaSettings
 from ingest.summary import store_summary
 from tests.conftest import wait_until
-from tests.ingest.kafka_helpers import good, produce
+from tests.ingest.kafka_helpers import cli_environment, good, produce
 
 pytestmark = pytest.mark.kafka
 register_commands()
@@ -67,14 +66,7 @@ def test_rejected_lists_reasons(kafka_settings: KafkaSettings, tmp_path: Path) -
 def test_sigterm_during_ingest_finishes_the_batch_and_exits_0(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     home, log = tmp_path / "home", tmp_path / "ingest.log"
     produce(kafka_settings, [good(i) for i in range(2_000)])
-    env = {
-        **os.environ,
-        "DRIFTLOOP_HOME": str(home),
-        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "DRIFTLOOP_KAFKA_TOPIC": kafka_settings.topic,
-        "DRIFTLOOP_KAFKA_GROUP_ID": kafka_settings.group_id,
-        "DRIFTLOOP_INGEST_BATCH_MAX_RECORDS": "200",
-    }
+    env = cli_environment(kafka_settings, home, INGEST_BATCH_MAX_RECORDS="200")
     with open(log, "wb") as output:
         process = subprocess.Popen([sys.executable, "-m", "daemon", "ingest"], env=env, stdout=output, stderr=output)
     wait_until(lambda: "assigned partitions" in log.read_text(), 60, "the partitions to be assigned")

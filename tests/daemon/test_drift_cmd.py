@@ -12,19 +12,14 @@ from drift.synthetic import synthetic_stream
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import FeedbackStore
+from tests.ingest.store_helpers import feedback_values
 
 register_commands()
 SHIFT = 12_000  # synthetic row index of the error-rate jump; store row ids start at 1
 
 
 def store_stream(home: Path) -> None:
-    stream = synthetic_stream("abrupt", 24_000, [SHIFT], seed=3).rows
-    values = [
-        json.dumps({"id": f"s{i}", "text": text, "label": label, "prediction": prediction}).encode()
-        for i, (text, label, prediction) in enumerate(
-            zip(stream.text.to_pylist(), stream.label.to_pylist(), stream.prediction.to_pylist(), strict=True)
-        )
-    ]
+    values = feedback_values(synthetic_stream("abrupt", 24_000, [SHIFT], seed=3).rows, id_prefix="s")
     with FeedbackStore(home / "driftloop.duckdb", IngestSettings()) as store:
         store.write_batch(incoming_table(values, "t"), {("t", 0): len(values)})
 

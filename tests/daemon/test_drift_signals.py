@@ -4,7 +4,6 @@ carry neither, so they are left out until something feeds them.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from drift.synthetic import Kind, synthetic_stream
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import FeedbackStore
+from tests.ingest.store_helpers import feedback_values
 
 ROWS, SHIFT, BATCH = 6_000, 3_000, 500
 FED = ("error", "unseen", "length", "label_mix", "ngram")
@@ -53,9 +53,7 @@ def _word_counts(texts: list[str]) -> dict[str, int]:
 def feed(store: FeedbackStore, rows: FeedbackRows) -> list[DriftEvent]:
     """Write the rows batch by batch as ingest does, running the drift job after each batch."""
     events: list[DriftEvent] = []
-    records = zip(rows.text.to_pylist(), rows.label.to_pylist(), rows.prediction.to_pylist(), strict=True)
-    values = [json.dumps({"id": f"r{i}", "text": t, "label": label, "prediction": p}).encode()
-              for i, (t, label, p) in enumerate(records)]  # fmt: skip
+    values = feedback_values(rows)
     for start in range(0, len(values), BATCH):
         batch = values[start : start + BATCH]
         offsets = list(range(start, start + len(batch)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -16,7 +15,7 @@ from ingest.records import incoming_table
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
 from tests.conftest import wait_until
-from tests.ingest.kafka_helpers import good, produce
+from tests.ingest.kafka_helpers import cli_environment, good, produce
 
 pytestmark = pytest.mark.kafka
 
@@ -29,15 +28,7 @@ def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str
 
 def test_daemon_status_over_the_socket_then_ordered_shutdown(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "DRIFTLOOP_HOME": str(home),
-        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "DRIFTLOOP_KAFKA_TOPIC": kafka_settings.topic,
-        "DRIFTLOOP_KAFKA_GROUP_ID": kafka_settings.group_id,
-        "DRIFTLOOP_DAEMON_DRIFT_CHECK_INTERVAL_S": "1",
-        "DRIFTLOOP_INGEST_LAG_INTERVAL_S": "1",
-    }
+    env = cli_environment(kafka_settings, home, DAEMON_DRIFT_CHECK_INTERVAL_S="1", INGEST_LAG_INTERVAL_S="1")
     produce(kafka_settings, [good(i) for i in range(300)] + [b"junk"])
     log = tmp_path / "daemon.log"
     with open(log, "wb") as output:
@@ -112,13 +103,7 @@ def _drift_rows(status: dict[str, object]) -> object:
 
 def test_ingest_that_cannot_go_on_halts_alone(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "DRIFTLOOP_HOME": str(home),
-        "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
-        "DRIFTLOOP_KAFKA_TOPIC": kafka_settings.topic,
-        "DRIFTLOOP_KAFKA_GROUP_ID": kafka_settings.group_id,
-    }
+    env = cli_environment(kafka_settings, home)
     produce(kafka_settings, [good(i) for i in range(10)], partitions=1)
     with FeedbackStore(home / "driftloop.duckdb", IngestSettings()) as store:  # as a recreated topic leaves it
         store.write_batch(incoming_table([], kafka_settings.topic), {(kafka_settings.topic, 0): 1_000_000})

@@ -69,16 +69,21 @@ def ingest_in_thread(kafka: KafkaSettings, ingest: IngestSettings, store_path: P
         store.close()
 
 
-def ingest_process(kafka: KafkaSettings, home: Path, log: Path, once: bool = False) -> subprocess.Popen[bytes]:
-    env = {
+def cli_environment(kafka: KafkaSettings, home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `driftloop` process on `home` and `kafka`'s topic and group; `settings` as
+    `INGEST_BATCH_MAX_RECORDS="300"` become `DRIFTLOOP_...` variables."""
+    return {
         **os.environ,
         "DRIFTLOOP_HOME": str(home),
         "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "DRIFTLOOP_KAFKA_TOPIC": kafka.topic,
         "DRIFTLOOP_KAFKA_GROUP_ID": kafka.group_id,
-        "DRIFTLOOP_INGEST_BATCH_MAX_RECORDS": "300",
-        "DRIFTLOOP_INGEST_IDLE_EXIT_S": "3",
+        **{f"DRIFTLOOP_{key}": value for key, value in settings.items()},
     }
+
+
+def ingest_process(kafka: KafkaSettings, home: Path, log: Path, once: bool = False) -> subprocess.Popen[bytes]:
+    env = cli_environment(kafka, home, INGEST_BATCH_MAX_RECORDS="300", INGEST_IDLE_EXIT_S="3")
     command = [sys.executable, "-m", "daemon", "ingest", *(["--once"] if once else [])]
     with open(log, "ab") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=output)
