@@ -48,9 +48,22 @@ def cli(
 
 
 def register_commands() -> None:
-    from daemon.commands import bootstrap, broker, chart, config, demo, drift, feedback, ingest, registry, run, serve
+    from daemon.commands import (
+        bootstrap,
+        broker,
+        chart,
+        config,
+        demo,
+        drift,
+        feedback,
+        gc,
+        ingest,
+        registry,
+        run,
+        serve,
+    )
 
-    for module in (run, bootstrap, config, feedback, ingest, drift, registry, serve, chart, broker, demo):
+    for module in (run, bootstrap, config, feedback, ingest, drift, registry, gc, serve, chart, broker, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

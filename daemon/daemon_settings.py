@@ -27,6 +27,19 @@ class DaemonSettings(BaseModel):
         description="Runs tried per drift event: a failed or aborted run is retried until this many were made "
         "(a run interrupted by a shutdown or a production change is retried without counting).",
     )
+    housekeeping_interval_s: float = Field(
+        600.0, gt=0.0, description="Seconds between housekeeping runs (CHECKPOINT, then gc when `gc_in_housekeeping`)."
+    )
+    gc_in_housekeeping: bool = Field(
+        True, description="Housekeeping deletes what `driftloop gc` would (run folders, old store versions)."
+    )
+    gc_runs_after_days: float = Field(
+        7.0,
+        ge=0.0,
+        description="`driftloop gc` deletes the folder of a training run that ended longer ago than this, unless "
+        "the registry keeps its model's files (production, pending, the rollback target, recently retired or "
+        "gate-failed).",
+    )
     metrics_port: int = Field(
         9464,
         ge=0,

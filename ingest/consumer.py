@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from ingest.errors import IngestError
+from ingest.errors import ReaderLost
 from ingest.link import AskOffsets, Failed, Finished, Lag, Stop, WriteBatch, from_ipc
 from ingest.reader import read_kafka
 from ingest.settings import IngestSettings, KafkaSettings
@@ -109,7 +109,7 @@ class FeedbackIngestor:
                     self._answer(link, message)
             except (EOFError, BrokenPipeError, ConnectionResetError):
                 reader.join(READER_EXIT_S)
-                raise IngestError(
+                raise ReaderLost(
                     f"the Kafka reader process ended without a word (exit code {reader.exitcode}); "
                     "the store holds everything up to its last confirmed batch, so a restart resumes there"
                 ) from None

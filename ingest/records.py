@@ -7,6 +7,7 @@ The same query serves the ingest path and the producer's own check, so both agre
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -162,7 +163,7 @@ def check_parameters(settings: IngestSettings) -> dict[str, int]:
 
 
 def incoming_table(
-    values: list[bytes],
+    values: Sequence[bytes | None],
     topic: str = "",
     partitions: list[int] | None = None,
     offsets: list[int] | None = None,

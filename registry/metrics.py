@@ -12,6 +12,7 @@ class ServiceMetrics:
     predictions: Any
     predict_seconds: Any
     feedback: Any
+    predict_unauthorized: Any
     swaps: Any
 
 
@@ -28,5 +29,8 @@ def service_metrics() -> ServiceMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         ),
         feedback=Counter("driftloop_feedback", "Corrections received at /feedback, by result.", ["result"]),
+        predict_unauthorized=Counter(
+            "driftloop_predict_unauthorized", "/predict requests refused for a missing or wrong bearer token."
+        ),
         swaps=Counter("driftloop_model_swaps", "Production models swapped in by the service.", ["model_version"]),
     )

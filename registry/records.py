@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS lineage (
 );
 """
 
+# The actions that put a model into production (each published a production version, its `production_tag`).
+PROMOTING = ("approve", "auto_approve", "rollback")
 MODEL_COLUMNS = "version, seq, tag, stage, parent, created_at, gate_passed, gate, metrics, evidence_hash"
 PROMOTION_COLUMNS = (
     'id, "at", actor, action, version, from_version, to_version, reason, forced, evidence_hash, production_tag'

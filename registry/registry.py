@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -19,19 +19,19 @@ from typing import Any
 
 import duckdb
 
+from common.disk import Deletion
 from common.scores import metric_value
-from registry import records
+from registry import records, retention
 from registry.candidates import CandidateFiles, Lineage
-from registry.errors import NotAllowed, UnknownVersion
+from registry.errors import NotAllowed, StoreError, UnknownVersion
 from registry.evaluation import Evaluation, evaluation_to_json
 from registry.gate import GateResult, decide
-from registry.records import LineageRecord, ModelRecord, Promotion
+from registry.records import PROMOTING, LineageRecord, ModelRecord, Promotion
 from registry.settings import RegistrySettings
-from registry.store import ModelStore
+from registry.store import ModelStore, StoredModel
 
 log = logging.getLogger(__name__)
 AUTO_ACTOR = "driftloop:auto-approve"
-PROMOTING = ("approve", "auto_approve", "rollback")
 
 
 class Registry:
@@ -67,6 +67,23 @@ class Registry:
         """The model a training run's candidate was registered as (its lineage's `training_run.directory`)."""
         version = records.version_from_run(self.con, self.task, run_directory)
         return None if version is None else self.show(version)
+
+    def rollback_target(self) -> str | None:
+        """The model `driftloop rollback` without `--to` serves again: the one that served before the current one."""
+        current = self.production()
+        if current is None:
+            return None
+        previous = [p.from_version for p in self.promotions(current.version)
+                    if p.version == current.version and p.action in PROMOTING]  # fmt: skip
+        return previous[-1] if previous else None
+
+    def kept_models(self, now: datetime | None = None) -> dict[str, str]:
+        """Version -> why gc keeps its files (production, pending, the rollback target, recently retired, recently
+        gate-failed)."""
+        cutoff = retention.rejected_cutoff(self.settings.gc_rejected_after_days, now or _now())
+        return retention.kept_models(
+            self.models(), self.promotions(), self.rollback_target(), self.settings.gc_keep_retired, cutoff
+        )
 
     def lineage(self, version: str) -> LineageRecord:
         self.show(version)
@@ -199,9 +216,7 @@ class Registry:
         if current is None:
             raise NotAllowed("there is no production model to roll back")
         if to is None:
-            previous = [p.from_version for p in self.promotions(current.version)
-                        if p.version == current.version and p.action in PROMOTING]  # fmt: skip
-            to = previous[-1] if previous else None
+            to = self.rollback_target()
             if to is None:
                 raise NotAllowed(f"{current.version} is the first production model; there is nothing to roll back to")
         target = self.show(to)
@@ -209,12 +224,25 @@ class Registry:
             raise NotAllowed(f"can only roll back to a model that served before (now retired); {to} is {target.stage}")
         return self._promote(target, actor, "rollback", reason or f"rollback from {current.version}", forced=False)
 
+    def gc_plan(self, now: datetime | None = None) -> list[Deletion]:
+        """The store versions gc would delete now (the `registry.gc_*` settings), each with why and its size."""
+        return retention.plan(self, now or _now())
+
+    def gc(self, deletions: Sequence[Deletion], actor: str) -> tuple[list[Deletion], list[str]]:
+        """Delete a `gc_plan`'s store versions; returns what was deleted and why each failure failed."""
+        return retention.delete(self, deletions, actor)
+
+    def record_gc(self, version: str, actor: str, note: str) -> Promotion:
+        """A `gc` row of the promotions log: the files of `version` named in `note` were deleted."""
+        with _transaction(self.con):
+            return self._log(actor, retention.GC_ACTION, self.show(version), None, None, note, False, None)
+
     # --- internals -----------------------------------------------------------------------------------------------
 
     def _promote(self, model: ModelRecord, actor: str, action: str, reason: str | None, forced: bool) -> Promotion:
         self.reconcile()  # a crashed promotion's copy holds the version this one will take
         current = self.production()
-        source = self.store.get(model.tag)
+        source = self._stored(model)
         parts = {child.name: child for child in source.path.iterdir() if child.is_dir()}
         with _transaction(self.con):
             promotion_id = self._next_promotion_id()
@@ -233,6 +261,20 @@ class Registry:
         self.store.point_latest(name, production_version)
         log.info("%s: %s now serves as %s (%s by %s)", action, model.version, stored.tag, reason or "-", actor)
         return promotion
+
+    def _stored(self, model: ModelRecord) -> StoredModel:
+        """The model's candidate in the store; when gc deleted it, a NotAllowed that says so."""
+        try:
+            return self.store.get(model.tag)
+        except StoreError:
+            deleted = retention.deleted_by_gc(self.promotions(model.version), model.tag)
+            if deleted is None:
+                raise
+            why = (deleted.reason or "").split("): ", 1)[-1]
+            raise NotAllowed(
+                f"{model.version} cannot be served again: `driftloop gc` deleted its files ({model.tag}) on "
+                f"{deleted.at:%Y-%m-%d}, as it was {why}"
+            ) from None
 
     def _log(
         self,

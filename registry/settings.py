@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+MIN_TOKEN_CHARS = 16
 
 
 class RegistrySettings(BaseModel):
@@ -64,6 +66,18 @@ class RegistrySettings(BaseModel):
     auto_approve: bool = Field(
         False, description="Promote a candidate that passes the gate without waiting for `driftloop approve`."
     )
+    gc_keep_retired: int = Field(
+        3,
+        ge=0,
+        description="`driftloop gc` keeps the candidates of this many most recently retired models (the rollback "
+        "target always) and this many superseded production versions; it deletes older ones.",
+    )
+    gc_rejected_after_days: float = Field(
+        14.0,
+        ge=0.0,
+        description="`driftloop gc` deletes the candidate of a rejected or gate-failed model registered longer ago "
+        "than this.",
+    )
     poll_interval_s: float = Field(
         0.5, gt=0.0, le=60.0, description="How often the service checks for a new production model."
     )
@@ -88,6 +102,38 @@ class RegistrySettings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="`driftloop serve`: address the HTTP server listens on.")
     port: int = Field(3000, ge=1, le=65535, description="`driftloop serve`: port the HTTP server listens on.")
+    feedback_token: SecretStr | None = Field(
+        None,
+        min_length=MIN_TOKEN_CHARS,
+        description="Bearer token POST /feedback requires (`Authorization: Bearer <token>`); unset: /feedback is "
+        "open (a warning at start when the service listens beyond loopback). Masked in `config show`.",
+    )
+    feedback_token_file: Path | None = Field(
+        None,
+        description="File holding the /feedback token (its content, stripped), read when the service starts; "
+        "instead of `feedback_token`.",
+    )
+    predict_token: SecretStr | None = Field(
+        None,
+        min_length=MIN_TOKEN_CHARS,
+        description="Bearer token POST /predict requires; unset: /predict is open. Masked in `config show`; "
+        "the CLI sends it to the service.",
+    )
+    predict_token_file: Path | None = Field(
+        None,
+        description="File holding the /predict token (its content, stripped), read at start; instead of "
+        "`predict_token`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source_per_token(self) -> Self:
+        for route in ("feedback", "predict"):
+            if getattr(self, f"{route}_token") is not None and getattr(self, f"{route}_token_file") is not None:
+                raise ValueError(
+                    f"{route}_token and {route}_token_file are both set; keep one (the file keeps the token out of "
+                    "the environment and the config file)"
+                )
+        return self
 
     def model_name(self) -> str:
         return f"driftloop-{self.task}"

@@ -24,6 +24,7 @@ from bentoml._internal.models.model import ModelStore as BentoStore  # noqa: E40
 from bentoml._internal.tag import Tag  # noqa: E402
 from bentoml.exceptions import BentoMLException  # noqa: E402
 
+from common.disk import folder_bytes  # noqa: E402
 from registry.errors import StoreError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,25 @@ class ModelStore:
                     (self.models / name / "latest").unlink()
         shutil.rmtree(trash)
         log.info("removed %s:%s", name, version)
+
+    def delete(self, name: str, version: str) -> int:
+        """Delete `name:version` for good (gc), under the publisher's lock; the version `name:latest` points at is
+        refused. Returns the bytes freed."""
+        if version in ("", ".", "..", "latest") or "/" in version:
+            raise StoreError(f"{name}:{version!r} is not a version that can be deleted")
+        target = self.models / name / version
+        trash = self.staging / name / f".deleted-{version}-{os.getpid()}"
+        with self._lock(name):
+            if self.latest_version(name) == version:
+                raise StoreError(f"{name}:{version} is what {name}:latest points at; it is never deleted")
+            if not target.is_dir():
+                raise StoreError(f"{name}:{version} is not in the BentoML store {self.models}")
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(target, trash)
+        freed = folder_bytes(trash)
+        shutil.rmtree(trash)
+        log.info("deleted %s:%s (%d bytes)", name, version, freed)
+        return freed
 
     def point_latest(self, name: str, version: str) -> None:
         """Make `name:latest` point at `version` (which must be in the store)."""

@@ -6,6 +6,7 @@ import click
 
 from daemon.commands.state import CliState, pass_state
 from daemon.demo.scenario import run_demo
+from daemon.serving.tokens import predict_token
 
 
 @click.command("demo")
@@ -13,7 +14,7 @@ from daemon.demo.scenario import run_demo
 @pass_state
 def demo(state: CliState, quick: bool) -> None:
     """Run the whole loop on real data: bootstrap, serve, stream, drift, train, gate, approve, swap, chart."""
-    run_demo((state.settings.home / "demo").resolve(), quick)
+    run_demo((state.settings.home / "demo").resolve(), quick, predict_token(state.settings.registry))
 
 
 COMMANDS = [demo]

@@ -13,6 +13,7 @@ from daemon.commands.state import CliState, pass_state
 from daemon.commands.terminal import printable
 from daemon.loop.operations import call
 from daemon.serving import client as service_client
+from daemon.serving.tokens import predict_token
 from ingest.errors import BadFeedback
 from ingest.kafka_clients import connect_once, feedback_producer
 from ingest.producer import content_id, load_file, send_one
@@ -99,14 +100,17 @@ def load(state: CliState, file: Path, no_check: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--service", default="http://127.0.0.1:3000", show_default=True, help="URL of `driftloop serve`.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the records with predictions.")
-def annotate(file: Path, service: str, out: Path | None) -> None:
+@pass_state
+def annotate(state: CliState, file: Path, service: str, out: Path | None) -> None:
     """Ask the service to predict every record of FILE: prints its accuracy on them; with --out writes the
-    records with `prediction` and `model_version` set, as corrections of the served model."""
+    records with `prediction` and `model_version` set, as corrections of the served model. Sends
+    registry.predict_token when it is set."""
+    token = predict_token(state.settings.registry)
     records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     sources, right = set(), 0
     for start in range(0, len(records), ANNOTATE_BATCH):
         batch = records[start : start + ANNOTATE_BATCH]
-        answer = service_client.request_predictions(service, [record["text"] for record in batch])
+        answer = service_client.request_predictions(service, [record["text"] for record in batch], token)
         sources.add(answer["source"])
         for record, prediction in zip(batch, answer["predictions"], strict=True):
             record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]

@@ -7,6 +7,7 @@ on both periods, an operator approves it, the service swaps to it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -51,8 +52,10 @@ grad_accumulation = 1
 WAIT_FOR_CANDIDATE_S = 900
 
 
-def run_demo(home: Path, quick: bool) -> None:
-    """The whole loop in `home` (emptied first): bootstrap, serve, stream, drift, train, gate, approve, swap, chart."""
+def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
+    """The whole loop in `home` (emptied first): bootstrap, serve, stream, drift, train, gate, approve, swap, chart.
+
+    `predict_token` is sent when the demo asks the service itself (its commands read their own settings)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "driftloop.toml").write_text(DEMO_TOML)
@@ -89,7 +92,8 @@ def run_demo(home: Path, quick: bool) -> None:
         version = _wait_for_candidate(env, home)
         step(env, home, "show", version)
         step(env, home, "approve", version, "--reason", "demo: recovers the late-2014 tweets, keeps early 2013")
-        wait(lambda: _serving(service_url, files.eval_new, version), 30, f"the service to swap to {version}")
+        swapped = functools.partial(_serving, service_url, files.eval_new, version, predict_token)
+        wait(swapped, 30, f"the service to swap to {version}")
         after = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
                  for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
         stream_served(env, home, files.after, service_url)
@@ -193,9 +197,9 @@ def _progress_line(current: dict[str, Any]) -> str:
     return f"{rows}, drift {drift['phase']} ({drift['events']} events), {doing}"
 
 
-def _serving(url: str, sample: Path, version: str) -> bool:
+def _serving(url: str, sample: Path, version: str, token: str | None) -> bool:
     text = json.loads(sample.read_text().splitlines()[0])["text"]
-    return str(service_client.request_predictions(url, [text])["source"]).endswith(f":{version}")
+    return str(service_client.request_predictions(url, [text], token)["source"]).endswith(f":{version}")
 
 
 def _accuracy(output: str) -> float:

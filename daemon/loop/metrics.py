@@ -37,6 +37,11 @@ def ingest_metrics(ingest: dict[str, Any], live: dict[str, Any]) -> Iterator[Met
     halted = GaugeMetricFamily("driftloop_ingest_halted", "1 while ingest has halted on an error (see status).")
     halted.add_metric([], 1.0 if live.get("ingest_halted") else 0.0)
     yield halted
+    yield CounterMetricFamily(
+        "driftloop_ingest_reader_restarts",
+        "Kafka reader processes replaced after dying (killed, out of memory) since the daemon started.",
+        value=live.get("reader_restarts", 0),
+    )
     lag = GaugeMetricFamily("driftloop_ingest_lag_records", "Records in Kafka not yet stored.", labels=["partition"])
     for partition, behind in sorted((live.get("lag") or {}).items()):
         lag.add_metric([str(partition)], behind)

@@ -13,6 +13,7 @@ from daemon.loop import registry_actions
 from daemon.loop.access import Operation, StoreAccess
 from daemon.loop.admin import ask_daemon
 from daemon.loop.jobs import check_drift
+from daemon.loop.retention import collect_garbage
 from daemon.loop.store import open_store
 from daemon.reports.backtest import backtest_stored
 from daemon.reports.chart import write_chart
@@ -31,11 +32,13 @@ OPERATIONS: dict[str, Operation] = {
     "feedback_stats": lambda access, _: store_summary(access.con, access.settings.kafka.topic),
     "rejections": lambda access, arguments: recent_rejections(access.con, arguments["limit"]),
     "chart": lambda access, arguments: write_chart(access, Path(arguments["path"]), arguments["window"]),
+    "gc": lambda access, arguments: collect_garbage(access, arguments["dry_run"], arguments["actor"]),
 }
 
 
-# Operations that replay or draw the whole stored stream: minutes on a store of millions of rows.
-LONG = ("backtest", "chart")
+# Operations that replay or draw the whole stored stream (minutes on a store of millions of rows), or delete
+# many models and run folders.
+LONG = ("backtest", "chart", "gc")
 LONG_TIMEOUT_S = 600.0
 
 

@@ -18,12 +18,14 @@ from daemon.loop.admin import SOCKET_NAME, AdminServer
 from daemon.loop.jobs import check_drift
 from daemon.loop.metrics import serve_metrics
 from daemon.loop.operations import as_json, perform
+from daemon.loop.retention import GC_ACTOR, collect_garbage
 from daemon.loop.store import open_store
 from daemon.loop.submission import submit_finished
 from daemon.loop.training import ParentModel, TrainingSupervisor, recover
 from daemon.reports.status import collect_status
 from daemon.settings import Settings
 from ingest.consumer import FeedbackIngestor
+from ingest.errors import ReaderLost
 
 if TYPE_CHECKING:
     from registry.registry import Registry
@@ -47,13 +49,16 @@ class Daemon:
         self.admin = AdminServer(settings.home / SOCKET_NAME, {"operation": self.operate})
         self._stop_metrics: Callable[[], None] | None = None
         self.ingest_halted: str | None = None  # why ingest stopped while the daemon runs on
+        self.reader_restarts = 0
 
     def run(self) -> None:
         daemon = self.settings.daemon
         self.scheduler.add_job(self.drift_job, "interval", seconds=daemon.drift_check_interval_s, id="drift-check")
         self.scheduler.add_job(self.training.check, "interval", seconds=daemon.training_check_interval_s, id="training")
         self.scheduler.add_job(self.gate_job, "interval", seconds=daemon.training_check_interval_s, id="gate")
-        self.scheduler.add_job(self.housekeeping_job, "interval", minutes=10, id="housekeeping")
+        self.scheduler.add_job(
+            self.housekeeping_job, "interval", seconds=daemon.housekeeping_interval_s, id="housekeeping"
+        )
         self.reconcile_store()
         if daemon.metrics_port:
             self._stop_metrics = serve_metrics(daemon.metrics_host, daemon.metrics_port, self.status)
@@ -66,14 +71,26 @@ class Daemon:
             self.shutdown()
 
     def ingest(self) -> None:
-        """Ingest until stopped. Ingest that cannot go on halts alone: the reason goes to `status` and the
-        `driftloop_ingest_halted` metric, and training, the gate, the admin API and metrics run on until stopped."""
-        try:
-            self.ingestor.run()
-        except Exception as exc:
-            self.ingest_halted = f"{type(exc).__name__}: {exc}"
-            log.exception("ingest halted; the rest of the daemon runs on (fix the cause, then restart the daemon)")
-            self.stop.wait()
+        """Ingest until stopped. A Kafka reader process that dies is replaced, after a wait that doubles while
+        it keeps dying soon after its start. Ingest that cannot go on halts alone: the reason goes to `status` and
+        the `driftloop_ingest_halted` metric, and training, the gate, the admin API and metrics run on until stopped."""
+        retry = self.settings.ingest
+        wait = retry.retry_initial_s
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                self.ingestor.run()
+                return
+            except ReaderLost as exc:
+                self.reader_restarts += 1
+                lived_s = time.monotonic() - started
+                wait = retry.retry_initial_s if lived_s > retry.retry_max_s else min(wait * 2, retry.retry_max_s)
+                log.warning("%s; starting a new reader in %.1f s", exc, wait)
+                self.stop.wait(wait)
+            except Exception as exc:
+                self.ingest_halted = f"{type(exc).__name__}: {exc}"
+                log.exception("ingest halted; the rest of the daemon runs on (fix the cause, then restart the daemon)")
+                self.stop.wait()
 
     def drift_job(self) -> None:
         with self.registry_lock, self.store.con.cursor() as con:  # an approval resets the monitor: one at a time
@@ -94,9 +111,17 @@ class Daemon:
             submit_finished(registry.con, registry, self.settings.trainer.latency_samples, self.settings.drift)
 
     def housekeeping_job(self) -> None:
-        """Fold the write-ahead log into the file, so a restart replays little."""
+        """Fold the write-ahead log into the file, so a restart replays little; then delete what retention lets go
+        of (`driftloop gc`, under the registry lock). A failing gc is logged and tried again next time."""
         with self.store.con.cursor() as con:
             con.execute("CHECKPOINT")
+        if not self.settings.daemon.gc_in_housekeeping:
+            return
+        try:
+            with self.registry_lock, self.store.con.cursor() as con:
+                collect_garbage(StoreAccess(con, self.settings), dry_run=False, actor=GC_ACTOR)
+        except Exception:
+            log.exception("housekeeping: gc failed; the daemon goes on and tries again at the next housekeeping")
 
     def operate(self, request: dict[str, Any]) -> Any:
         """An operation the CLI asks for, on a cursor of the daemon's store (`status` with the live figures)."""
@@ -118,6 +143,7 @@ class Daemon:
             "records_per_s": round(progress.records_per_s, 1),
             "lag": progress.lag,
             "ingest_halted": self.ingest_halted,
+            "reader_restarts": self.reader_restarts,
             "jobs": [
                 {"id": job.id, "next_run": None if job.next_run_time is None else job.next_run_time.isoformat()}
                 for job in self.scheduler.get_jobs()

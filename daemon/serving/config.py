@@ -1,6 +1,6 @@
 """What the service process starts with: set in-process with `configure`, or read from the file that
-`driftloop serve` writes (readable by its owner only: it may hold the SASL password) and names in
-`DRIFTLOOP_SERVICE_CONFIG`."""
+`driftloop serve` writes (readable by its owner only: it may hold the SASL password and the bearer tokens) and
+names in `DRIFTLOOP_SERVICE_CONFIG`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from daemon.errors import DaemonError
 from ingest.settings import IngestSettings, KafkaSettings
@@ -51,16 +51,31 @@ def clear() -> None:
 
 
 def write_config(config: ServiceConfig, path: Path) -> Path:
-    """Write the configuration, the SASL password in clear, into a file only its owner can read."""
-    values = config.model_dump(mode="json")
-    if config.kafka is not None and config.kafka.sasl_password is not None:
-        values["kafka"]["sasl_password"] = config.kafka.sasl_password.get_secret_value()
+    """Write the configuration, its secrets (SASL password, tokens) in clear, into a file only its owner can read."""
+    values = _revealed(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created rw------- already
     with os.fdopen(handle, "w") as out:
         json.dump(values, out, indent=1)
     os.replace(partial, path)
     return path
+
+
+def _revealed(model: BaseModel) -> dict[str, Any]:
+    """The model's JSON values with every secret's value instead of its mask."""
+    values = model.model_dump(mode="json")
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            values[name] = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            values[name] = _revealed(value)
+    return values
+
+
+def configured_in_process() -> bool:
+    """True when `configure` set the configuration (tests, in-process serving), not `driftloop serve`."""
+    return _configured is not None
 
 
 def current() -> tuple[ServiceConfig, FeedbackSink | None]:
@@ -72,8 +87,14 @@ def current() -> tuple[ServiceConfig, FeedbackSink | None]:
         raise DaemonError(f"no service configuration; start the service with `driftloop serve` (it sets {CONFIG_ENV})")
     try:
         config = ServiceConfig.model_validate_json(Path(file).read_text())
-    except (OSError, ValidationError) as exc:
-        raise DaemonError(f"{CONFIG_ENV}={file} is not a usable service configuration: {exc}") from None
+    except OSError as exc:
+        raise DaemonError(f"{CONFIG_ENV}={file} cannot be read ({exc.strerror}); start the service with "
+                          "`driftloop serve`") from None  # fmt: skip
+    except ValidationError as exc:  # described without the values given: they may be secrets
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise DaemonError(f"{CONFIG_ENV}={file} is not a usable service configuration ({where}: {first['msg']}); "
+                          "start the service with `driftloop serve`") from None  # fmt: skip
     if config.kafka is None:
         return config, None
     from daemon.serving.feedback import KafkaFeedbackSink

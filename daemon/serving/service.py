@@ -3,7 +3,8 @@ and the ingest check and producer for /feedback.
 
 `bentoml serve daemon.serving.service:DriftloopService` (what `driftloop serve` runs) or, in-process,
 `DriftloopService.to_asgi()` after `daemon.serving.config.configure(...)`. Routes: POST /predict,
-POST /feedback, GET /healthz, /livez, /readyz and /metrics (BentoML's, plus driftloop_* metrics).
+POST /feedback, GET /healthz, /livez, /readyz and /metrics (BentoML's, plus driftloop_* metrics). /feedback and
+/predict need a bearer token when `registry.feedback_token` / `registry.predict_token` (or their files) are set.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import bentoml  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
 from daemon.serving import config as service_config  # noqa: E402
+from daemon.serving.auth import BearerAuth, Guard  # noqa: E402
+from daemon.serving.lifeline import exit_with_parent  # noqa: E402
 from daemon.serving.requests import texts_problem  # noqa: E402
+from daemon.serving.tokens import feedback_token, predict_token  # noqa: E402
 from ingest.errors import BadFeedback  # noqa: E402
 from ingest.producer import checked_record, content_id  # noqa: E402
 from registry.metrics import service_metrics  # noqa: E402
@@ -31,6 +35,7 @@ from trainer.predict import Classifier, load_served, predict, use_threads  # noq
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no production model yet: approve a candidate with `driftloop approve VERSION`"
+GUARD = Guard()
 
 
 def load_stored(stored: StoredModel, settings: RegistrySettings) -> Classifier:
@@ -46,9 +51,12 @@ def _error(status: int, message: str) -> dict[str, Any]:
 @bentoml.service(name="driftloop", workers=1, traffic={"timeout": 60})
 class DriftloopService:
     def __init__(self) -> None:
+        if not service_config.configured_in_process():
+            exit_with_parent()  # a worker of `bentoml serve`: it must not outlive a killed arbiter
         config, self.sink = service_config.current()
         self.settings = settings = config.registry
         self.ingest = config.ingest
+        GUARD.tokens = {"/feedback": feedback_token(settings), "/predict": predict_token(settings)}
         use_threads(settings.serving_threads())
         self.metrics = service_metrics()
         self.slot: ModelSlot[Classifier] = ModelSlot(
@@ -130,3 +138,14 @@ class DriftloopService:
         served = self.slot.current
         write_served(self.bentoml_home, self.settings.production_name(), served.version if served else None,
                      served.source if served else None, version, f"{type(error).__name__}: {error}"[:500])  # fmt: skip
+
+
+def _refused(route: str) -> None:
+    metrics = service_metrics()
+    if route == "/feedback":
+        metrics.feedback.labels(result="unauthorized").inc()
+    else:
+        metrics.predict_unauthorized.inc()
+
+
+cast(Any, DriftloopService).add_asgi_middleware(BearerAuth, guard=GUARD, on_refused=_refused)

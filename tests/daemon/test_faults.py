@@ -229,3 +229,27 @@ def test_sigterm_during_ingest_loses_nothing(kafka_settings: KafkaSettings, tmp_
     drained = loop.cli(env, "ingest", "--once")
     assert f"stored {produced - interrupted}, rejected 0" in drained.stdout
     assert_rows_intact(env, produced)
+
+
+@pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="pauses a broker process of its own")
+def test_sigterm_while_the_broker_is_stopped_exits_in_time(tmp_path: Path) -> None:
+    # Mid-stream in small batches, so the pause finds a Kafka commit or a poll waiting on the frozen broker.
+    with LocalBroker(log_file=tmp_path / "broker.log") as broker:
+        suffix = uuid.uuid4().hex[:10]
+        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic=f"outage-{suffix}", group_id=f"group-{suffix}",
+                              request_timeout_ms=60_000)  # fmt: skip
+        env = environment(tmp_path, kafka, INGEST_BATCH_MAX_RECORDS="200")
+        log = tmp_path / "daemon.log"
+        produce(kafka, [good(i) for i in range(20_000)])
+        with loop.daemon(env, log) as running:
+            running.wait_until(lambda: rows(env) > 0, 60, "the first batch")
+            broker.pause()
+            try:
+                # the daemon's own budget: reader 30 s to close, then killed; what matters is that it ends
+                assert running.stop(timeout_s=45) == 0, running.tail()
+            finally:
+                broker.resume()
+        assert loop.shutdown_steps(log) == SHUTDOWN
+        drained = loop.cli(env, "ingest", "--once")
+        assert drained.returncode == 0, drained.stderr
+    assert_rows_intact(env, 20_000)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,8 @@ from ingest.records import incoming_table
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
 from tests.conftest import wait_until
-from tests.ingest.kafka_helpers import cli_environment, good, produce
+from tests.daemon import loop_helpers as loop
+from tests.ingest.kafka_helpers import cli_environment, good, produce, running, spawned_children
 
 pytestmark = pytest.mark.kafka
 
@@ -129,3 +132,26 @@ def test_ingest_that_cannot_go_on_halts_alone(kafka_settings: KafkaSettings, tmp
         if daemon.poll() is None:
             daemon.kill()
     assert "ingest halted; the rest of the daemon runs on" in log.read_text()
+
+
+def test_a_killed_reader_is_replaced_and_ingest_goes_on(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    env = cli_environment(kafka_settings, tmp_path / "home", INGEST_LAG_INTERVAL_S="1")
+    produce(kafka_settings, [good(i) for i in range(100)])
+    log = tmp_path / "daemon.log"
+    with loop.daemon(env, log) as daemon:
+
+        def live(section: str, key: str) -> Any:
+            return (loop.live_status(env) or {}).get(section, {}).get(key)
+
+        daemon.wait_until(lambda: live("ingest", "rows") == 100, 90, "the first hundred")
+        (reader,) = spawned_children(daemon.process.pid)
+        os.kill(reader, signal.SIGKILL)
+        daemon.wait_until(lambda: live("daemon", "reader_restarts") == 1, 60, "a new reader")
+        produce(kafka_settings, [good(i) for i in range(100, 200)])
+        daemon.wait_until(lambda: live("ingest", "rows") == 200, 90, "the records sent after the kill")
+        assert live("daemon", "ingest_halted") is None
+        (replacement,) = spawned_children(daemon.process.pid)
+        assert replacement != reader
+        assert not running(reader)
+        assert daemon.stop() == 0
+    assert "the Kafka reader process ended without a word (exit code -9); " in log.read_text()

@@ -91,3 +91,18 @@ def ingest_process(kafka: KafkaSettings, home: Path, log: Path, once: bool = Fal
 
 def assignments(log: Path) -> int:
     return log.read_text(errors="replace").count("assigned partitions") if log.exists() else 0
+
+
+def running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def spawned_children(pid: int) -> set[int]:
+    """Children started by multiprocessing's spawn (the reader), not its resource tracker."""
+    found = {int(child) for path in Path(f"/proc/{pid}/task").glob("*/children") for child in path.read_text().split()}
+    return {child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}

@@ -9,26 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from ingest.errors import IngestError, OffsetOutOfRange
+from ingest.errors import IngestError, OffsetOutOfRange, ReaderLost
 from ingest.reader import sendable_error
 from ingest.settings import IngestSettings, KafkaSettings
 from tests.conftest import wait_until
-from tests.ingest.kafka_helpers import assignments, good, ingest_in_thread, ingest_process, produce
-
-
-def running(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-def spawned_children(pid: int) -> set[int]:
-    """Children started by multiprocessing's spawn (the reader), not its resource tracker."""
-    found = {int(child) for path in Path(f"/proc/{pid}/task").glob("*/children") for child in path.read_text().split()}
-    return {child for child in found if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()}
+from tests.ingest.kafka_helpers import (
+    assignments,
+    good,
+    ingest_in_thread,
+    ingest_process,
+    produce,
+    running,
+    spawned_children,
+)
 
 
 @pytest.mark.kafka
@@ -44,7 +37,7 @@ def test_a_killed_reader_stops_ingest_with_an_error_that_says_so(
         ingest.thread.join(timeout=30)
         assert not ingest.thread.is_alive()
     (error,) = ingest.errors
-    assert isinstance(error, IngestError)
+    assert isinstance(error, ReaderLost)
     assert "the Kafka reader process ended without a word (exit code -9)" in str(error)
 
 

@@ -3,54 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from daemon.reports.status import serving_state
-from daemon.serving import config as service_config
-from daemon.serving.config import FeedbackSink, ServiceConfig
 from daemon.settings import Settings
 from ingest.settings import KafkaSettings
 from registry.registry import Registry
 from registry.served import read_served
-from registry.settings import RegistrySettings
 from tests.registry.conftest import evaluation, files, lineage_for
-
-
-@functools.cache
-def asgi_app() -> Any:
-    """One app per process: BentoML registers its Prometheus metrics each time it builds one."""
-    from daemon.serving.service import DriftloopService
-
-    return cast(Any, DriftloopService).to_asgi()
-
-
-@pytest.fixture
-def serve(settings: RegistrySettings, bentoml_home: Path) -> Iterator[Any]:
-    """Start the service (a new instance, through the app's lifespan) with the given sink and settings changes."""
-    clients: list[TestClient] = []
-
-    def start(sink: FeedbackSink | None = None, **changes: Any) -> TestClient:
-        for running in clients:
-            running.__exit__(None, None, None)
-        clients.clear()
-        config = ServiceConfig(registry=settings.model_copy(update=changes), bentoml_home=bentoml_home)
-        service_config.configure(config, sink)
-        client = TestClient(asgi_app())
-        clients.append(client.__enter__())
-        return client
-
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
-    service_config.clear()
 
 
 def promote(registry: Registry, model: Path, run: str) -> str:
