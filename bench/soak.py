@@ -67,12 +67,13 @@ class Plan:
     broker_pauses: int
     pause_s: float
     settle_s: float  # most time to catch up, converge and stop after the chaos
+    max_epochs: int  # long enough that a training worker is there to be killed, short enough for several runs
 
 
 QUICK = Plan(chaos_s=70, period_s=22, records_per_s=30, bad_every=8, kills_per_kind=1, broker_pauses=1,
-             pause_s=15, settle_s=60)  # fmt: skip
+             pause_s=15, settle_s=60, max_epochs=30)  # fmt: skip
 FULL = Plan(chaos_s=1_140, period_s=150, records_per_s=40, bad_every=10, kills_per_kind=3, broker_pauses=2,
-            pause_s=30, settle_s=240)  # fmt: skip
+            pause_s=30, settle_s=240, max_epochs=3)  # fmt: skip
 
 
 @dataclass
@@ -296,7 +297,8 @@ def soak(plan: Plan, work: Path, base_model: Path, seed: int) -> dict[str, Any]:
         ensure_topic(kafka, PARTITIONS)
         home = work / "home"
         env = loop.environment(home, base_model, kafka, KAFKA_REQUEST_TIMEOUT_MS="10000", REGISTRY_AUTO_APPROVE="true",
-                               TRAINER_MAX_EPOCHS="30", TRAINER_PATIENCE="30", **SOAK_INGEST)  # fmt: skip
+                               TRAINER_MAX_EPOCHS=str(plan.max_epochs), TRAINER_PATIENCE=str(plan.max_epochs),
+                               **SOAK_INGEST)  # fmt: skip
         first = loop.write_jsonl(work / "bootstrap.jsonl", loop.records(0, BOOTSTRAP_ROWS, seed))
         loop.cli(env, "bootstrap", "--data", str(first))
         log("bootstrapped v1; starting the daemon, the service and the producer")
