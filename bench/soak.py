@@ -265,25 +265,31 @@ def command_line(pid: int) -> str:
 
 
 def store_check(home: Path, topic: str, ends: dict[int, int], acked: dict[tuple[int, int], str]) -> dict[str, int]:
-    """Every (partition, offset) of the topic against where it landed."""
+    """Every (partition, offset) of the topic against where it landed. A send that timed out while the broker was
+    paused can have landed all the same; its retry is then a second record with the same id, which ingest rightly
+    rejects as a duplicate: counted as `resent_duplicates`, not as a good record rejected."""
     with duckdb.connect(str(home / "driftloop.duckdb"), read_only=True) as con:
         landed = con.execute(
-            """SELECT partition, "offset", table_name, count(*) FROM (
-                   SELECT partition, "offset", 'feedback' AS table_name FROM feedback WHERE topic = ?
-                   UNION ALL SELECT partition, "offset", 'rejected' FROM rejected WHERE topic = ?)
-               GROUP BY ALL""",
+            """SELECT partition, "offset", 'feedback', NULL FROM feedback WHERE topic = ?
+               UNION ALL SELECT partition, "offset", 'rejected', reason FROM rejected WHERE topic = ?""",
             [topic, topic],
         ).fetchall()
         runs_left = con.execute("SELECT count(*) FROM training_runs WHERE status = 'running'").fetchone()
     places: dict[tuple[int, int], list[str]] = {}
-    for partition, offset, table, count in landed:
-        places.setdefault((partition, offset), []).extend([table] * count)
+    reasons: dict[tuple[int, int], str] = {}
+    for partition, offset, table, reason in landed:
+        places.setdefault((partition, offset), []).append(table)
+        if reason is not None:
+            reasons[(partition, offset)] = reason
     expected = {(p, o) for p, end in ends.items() for o in range(end)}
+    good_rejected = [key for key, kind in acked.items() if kind == "good" and key in reasons]
+    resent = [key for key in good_rejected if reasons[key].startswith("duplicate id good-")]
     return {
         "lost": len(expected - places.keys()),
         "duplicated": sum(len(tables) - 1 for tables in places.values() if len(tables) > 1),
         "bad_stored": sum(1 for key, kind in acked.items() if kind != "good" and "feedback" in places.get(key, [])),
-        "good_rejected": sum(1 for key, kind in acked.items() if kind == "good" and "rejected" in places.get(key, [])),
+        "good_rejected": len(good_rejected) - len(resent),
+        "resent_duplicates": len(resent),
         "runs_left_running": int(runs_left[0]) if runs_left else 0,
     }
 
