@@ -12,6 +12,7 @@ import click
 from daemon.commands.state import CliState, pass_state
 from daemon.loop.store import bentoml_home
 from daemon.serving.config import CONFIG_ENV, ServiceConfig, write_config
+from daemon.serving.lifeline import ARBITER_ENV
 from daemon.serving.tokens import feedback_token, predict_token
 from registry.settings import RegistrySettings
 
@@ -32,7 +33,7 @@ def serve(state: CliState, host: str | None, port: int | None) -> None:
     config = ServiceConfig(registry=registry, ingest=settings.ingest, kafka=settings.kafka, bentoml_home=home)
     path = write_config(config, home / "service.json")
     env = {**os.environ, "BENTOML_HOME": str(home), CONFIG_ENV: str(path.resolve()), "BENTOML_DO_NOT_TRACK": "True",
-           "HF_HUB_OFFLINE": "1"}  # fmt: skip
+           "HF_HUB_OFFLINE": "1", ARBITER_ENV: str(os.getpid())}  # fmt: skip
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE,
                "--host", host, "--port", str(port or settings.registry.port)]  # fmt: skip
     sys.stdout.flush()

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 from daemon.serving import config as service_config  # noqa: E402
 from daemon.serving.auth import BearerAuth, Guard  # noqa: E402
-from daemon.serving.lifeline import exit_with_parent  # noqa: E402
+from daemon.serving.lifeline import exit_with_arbiter  # noqa: E402
 from daemon.serving.requests import texts_problem  # noqa: E402
 from daemon.serving.tokens import feedback_token, predict_token  # noqa: E402
 from ingest.errors import BadFeedback  # noqa: E402
@@ -52,7 +52,7 @@ def _error(status: int, message: str) -> dict[str, Any]:
 class DriftloopService:
     def __init__(self) -> None:
         if not service_config.configured_in_process():
-            exit_with_parent()  # a worker of `bentoml serve`: it must not outlive a killed arbiter
+            exit_with_arbiter()  # a worker of `bentoml serve`: it must not outlive a killed arbiter
         config, self.sink = service_config.current()
         self.settings = settings = config.registry
         self.ingest = config.ingest

@@ -108,8 +108,6 @@ def test_stored_offset_beyond_the_partition_end_stops_loudly_or_restarts_by_poli
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="pauses a broker process of its own")
-@pytest.mark.slow
 @pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="restarts a broker process of its own")
 def test_a_topic_recreated_past_the_stored_offset_stops_ingest_until_the_policy_says_where(
     tmp_path: Path, ingest_settings: IngestSettings, store_path: Path
