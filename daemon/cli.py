@@ -61,9 +61,10 @@ def register_commands() -> None:
         registry,
         run,
         serve,
+        train,
     )
 
-    for module in (run, bootstrap, config, feedback, ingest, drift, registry, gc, serve, chart, broker, demo):
+    for module in (run, bootstrap, config, feedback, ingest, drift, train, registry, gc, serve, chart, broker, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -19,13 +19,15 @@ class DaemonSettings(BaseModel):
     min_new_rows: int = Field(
         500,
         ge=10,
-        description="Rows stored since the drift event's estimated start before a run starts (train and holdout).",
+        description="Rows stored since the drift event's estimated start before a run starts (train and holdout); "
+        "`driftloop train` needs as many since the current episode began.",
     )
     max_training_attempts: int = Field(
         2,
         ge=1,
         description="Runs tried per drift event: a failed or aborted run is retried until this many were made "
-        "(a run interrupted by a shutdown or a production change is retried without counting).",
+        "(a run interrupted by a shutdown or a production change is retried without counting; a cancelled run, "
+        "and an operator's run however it ended, is not retried).",
     )
     housekeeping_interval_s: float = Field(
         600.0, gt=0.0, description="Seconds between housekeeping runs (CHECKPOINT, then gc when `gc_in_housekeeping`)."

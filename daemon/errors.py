@@ -13,3 +13,7 @@ class SettingsError(DaemonError):
     """A setting is missing, unknown or has a value that is not allowed."""
 
     exit_code = 2
+
+
+class RunRefused(DaemonError):
+    """An operator's `driftloop train` or `driftloop cancel` that the training runs' state does not allow."""

@@ -74,9 +74,11 @@ def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
         shown = ", ".join(f"{key} {value}" for key, value in progress.items() if key != "event") or "starting"
         click.echo(f"training: run {active['run']} running (pid {active['pid']}): {shown}")
     elif last:
-        reason = f": {last['reason']}" if last["reason"] else ""
-        click.echo(f"training: last run {last['id']} ({last['trigger']}, episode {last['episode']}) "
-                   f"{last['status']}{reason}")  # fmt: skip
+        queued = last["status"] == "queued"
+        by = f" by {last['actor']}" if last.get("actor") else ""
+        said = last["why"] if queued else last["reason"]
+        click.echo(f"training: {'run' if queued else 'last run'} {last['id']} ({last['trigger']}{by}, episode "
+                   f"{last['episode']}) {last['status']}{f': {said}' if said else ''}")  # fmt: skip
     else:
         click.echo("training: no run yet")
 

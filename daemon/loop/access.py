@@ -1,4 +1,5 @@
-"""What an operation on the store is given: a connection and the settings, as the daemon or the CLI holds them."""
+"""What an operation on the store is given: a connection and the settings, as the daemon or the CLI holds them, and
+in the daemon its training slot."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from daemon.loop.store import bentoml_home
 from daemon.settings import Settings
 
 if TYPE_CHECKING:
+    from daemon.loop.training import TrainingSupervisor
     from registry.registry import Registry
 
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 class StoreAccess:
     con: duckdb.DuckDBPyConnection
     settings: Settings
+    training: TrainingSupervisor | None = None  # the running daemon's; None when the CLI holds the store
 
     def registry(self) -> Registry:
         from registry.registry import Registry

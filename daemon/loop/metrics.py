@@ -61,7 +61,9 @@ def drift_metrics(drift: dict[str, Any]) -> Iterator[Metric]:
 
 
 def model_metrics(training: dict[str, Any], models: dict[str, Any]) -> Iterator[Metric]:
-    runs = CounterMetricFamily("driftloop_training_runs", "Training runs by how they ended.", labels=["status"])
+    runs = GaugeMetricFamily(  # a gauge: a run moves from `running` to how it ended, so a status's count can fall
+        "driftloop_training_runs", "Training runs in each status now.", labels=["status"]
+    )
     for status, count in sorted(training["runs_by_status"].items()):
         runs.add_metric([status], count)
     yield runs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import DaemonError
-from daemon.loop import registry_actions
+from daemon.loop import operator_runs, registry_actions
 from daemon.loop.access import Operation, StoreAccess
 from daemon.loop.admin import ask_daemon
 from daemon.loop.jobs import check_drift
@@ -25,6 +25,7 @@ from trainer.results import to_json
 
 OPERATIONS: dict[str, Operation] = {
     **registry_actions.OPERATIONS,
+    **operator_runs.OPERATIONS,
     "status": lambda access, _: collect_status(access.con, access.settings),
     "drift_status": lambda access, _: load_monitor(access.con, access.settings.drift).status().as_dict(),
     "drift_check": lambda access, _: check_drift(access.con, access.settings.drift).describe(),

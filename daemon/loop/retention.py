@@ -21,8 +21,6 @@ from daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 GC_ACTOR = "driftloop:gc"
-# How a run ended for good; a `running` run and a `succeeded` one (its candidate waits for the gate) are live.
-ENDED = ("submitted", "failed", "aborted", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def run_folders(
     root = runs_dir(settings).resolve()
     found = []
     for record in reversed(runs.list_runs(con)):
-        if record.status not in ENDED or record.ended_at is None or record.ended_at > cutoff:
+        if record.status not in runs.ENDED or record.ended_at is None or record.ended_at > cutoff:
             continue
         if record.candidate_version is not None and record.candidate_version in kept:
             continue

@@ -1,7 +1,8 @@
 """Training runs and episodes in the store: which run is due, the rows it trains on, and what became of it.
 
 Every decision is read from DuckDB, so a restart or a missed check is harmless: a drift event that no run has
-handled yet is still pending, a run left `running` by a dead daemon is found and marked `aborted`.
+handled yet is still pending, an operator's `queued` run is still queued, a run left `running` by a dead daemon is
+found and marked `aborted`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import duckdb
 
 from daemon.daemon_settings import DaemonSettings
+from daemon.errors import RunRefused
 from drift.store import events_after
 from ingest import history
 
@@ -39,24 +41,34 @@ CREATE TABLE IF NOT EXISTS training_runs (
     started_at TIMESTAMPTZ NOT NULL,
     ended_at TIMESTAMPTZ,
     reason VARCHAR,
-    candidate_version VARCHAR
+    candidate_version VARCHAR,
+    actor VARCHAR,
+    why VARCHAR
 );
 """
-Trigger = Literal["drift", "bootstrap"]
+# A store made before operators could start runs lacks the last two columns: who asked, and why the run started.
+MIGRATION = """
+ALTER TABLE training_runs ADD COLUMN IF NOT EXISTS actor VARCHAR;
+ALTER TABLE training_runs ADD COLUMN IF NOT EXISTS why VARCHAR;
+"""
+Trigger = Literal["drift", "bootstrap", "operator"]
 # Ended without a verdict on the data: tried again without using up an attempt.
 NOT_COUNTED = ("interrupted",)
 # Ended badly: tried again while fewer than `max_training_attempts` of these were made for the same event.
 COUNTED = ("failed", "aborted")
+# How a run ended for good (a `cancelled` one is never retried); `queued`, `running` and `succeeded` (its candidate
+# waits for the gate) are live.
+ENDED = ("submitted", "failed", "aborted", "interrupted", "cancelled")
 RUN_COLUMNS = (
     "id, trigger, drift_row_id, episode, attempt, status, parent_version, out_dir, first_row_id, last_row_id, "
-    "data, pid, started_at, ended_at, reason, candidate_version"
+    "data, pid, started_at, ended_at, reason, candidate_version, actor, why"
 )
 
 
 @dataclass(frozen=True)
 class PlannedRun:
     """A run that is due: its rows start at `first_row_id` (the new episode) and end at `last_row_id`
-    (-1 while planned)."""
+    (-1 while planned); `actor` is the operator who asked for it, `run_id` its record while it waits `queued`."""
 
     trigger: Trigger
     drift_row_id: int | None
@@ -65,6 +77,8 @@ class PlannedRun:
     first_row_id: int
     why: str
     last_row_id: int = -1
+    actor: str | None = None
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,8 @@ class TrainingRun:
     ended_at: Any
     reason: str | None
     candidate_version: str | None
+    actor: str | None
+    why: str | None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "started_at": str(self.started_at), "ended_at": _text(self.ended_at)}
@@ -94,6 +110,7 @@ class TrainingRun:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEMA)
+    con.execute(MIGRATION)
 
 
 def list_runs(
@@ -110,6 +127,9 @@ def list_runs(
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> TrainingRun:
     found = con.execute(f"SELECT {RUN_COLUMNS} FROM training_runs WHERE id = ?", [run_id]).fetchall()
+    if not found:
+        newest = list_runs(con, limit=1)
+        raise RunRefused(f"no training run {run_id}; " + (f"the newest is {newest[0].id}" if newest else "none yet"))
     return _record(found[0])
 
 
@@ -122,6 +142,19 @@ def bootstrap_end(con: duckdb.DuckDBPyConnection) -> int | None:
     """The last row the bootstrap run trained on (the drift monitor starts after it), or None."""
     found = con.execute("SELECT max(last_row_id) FROM training_runs WHERE trigger = 'bootstrap'").fetchall()
     return None if found[0][0] is None else int(found[0][0])
+
+
+def next_queued_run(con: duckdb.DuckDBPyConnection) -> PlannedRun | None:
+    """The oldest run an operator queued (only operators queue runs), to start now on its episode's rows up to the
+    newest stored row."""
+    queued = list_runs(con, status="queued")
+    if not queued:
+        return None
+    run = queued[-1]
+    stored = history.row_range(con)
+    last = run.last_row_id if stored is None else max(stored[1], run.last_row_id)
+    return PlannedRun("operator", None, run.episode, run.attempt, run.first_row_id, run.why or "", last, run.actor,
+                      run.id)  # fmt: skip
 
 
 def next_drift_run(con: duckdb.DuckDBPyConnection, settings: DaemonSettings) -> PlannedRun | None:
@@ -179,25 +212,67 @@ def bootstrap_run(con: duckdb.DuckDBPyConnection) -> PlannedRun:
 def open_run(
     con: duckdb.DuckDBPyConnection, plan: PlannedRun, parent_version: str | None, runs_dir: Path
 ) -> TrainingRun:
-    """Record the run as `running` (its candidate goes to `<runs_dir>/run-<id>/candidate`) and open its episode
-    (rows from `first_row_id` on belong to it), in one transaction."""
+    """Record the run as `running` (its candidate goes to `<runs_dir>/run-<id>/candidate`; a queued run keeps its
+    record) and open its episode (rows from `first_row_id` on belong to it), in one transaction."""
     con.begin()
     try:
-        run_id = int(con.execute("SELECT nextval('training_run_ids')").fetchall()[0][0])
-        out_dir = str(runs_dir / f"run-{run_id}" / "candidate")
-        opened_by = "bootstrap" if plan.trigger == "bootstrap" else f"drift event at row {plan.drift_row_id}"
+        opened_by = {"bootstrap": "bootstrap", "operator": f"operator run requested by {plan.actor}"}.get(
+            plan.trigger, f"drift event at row {plan.drift_row_id}"
+        )
         history.open_episode(con, plan.episode, plan.first_row_id, opened_by)
-        con.execute(
-            "INSERT INTO training_runs VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, NULL, NULL, now(), NULL, NULL, "
-            "NULL)",
-            [run_id, plan.trigger, plan.drift_row_id, plan.episode, plan.attempt, parent_version, out_dir,
-             plan.first_row_id, plan.last_row_id],
-        )  # fmt: skip
+        if plan.run_id is None:
+            run_id = _insert(con, plan, "running", parent_version, runs_dir)
+        else:
+            run_id = plan.run_id
+            started = con.execute(
+                "UPDATE training_runs SET status = 'running', parent_version = ?, last_row_id = ?, started_at = now() "
+                "WHERE id = ? AND status = 'queued' RETURNING id",
+                [parent_version, plan.last_row_id, run_id],
+            ).fetchall()
+            assert started, f"run {run_id} is no longer queued"  # the training slot's lock keeps cancel out
         con.commit()
     except BaseException:
         con.rollback()
         raise
     return get_run(con, run_id)
+
+
+def queue_run(con: duckdb.DuckDBPyConnection, plan: PlannedRun, runs_dir: Path) -> TrainingRun:
+    """Record an operator's run as `queued` (its `started_at` is when it was asked for until it starts)."""
+    return get_run(con, _insert(con, plan, "queued", None, runs_dir))
+
+
+def cancel_stored(con: duckdb.DuckDBPyConnection, run_id: int, why: str) -> TrainingRun:
+    """End a queued run `cancelled` with `why`. A running one only the daemon that trains it can stop; an ended one
+    is refused."""
+    run = get_run(con, run_id)
+    if run.status == "queued":
+        end_run(con, run_id, status="cancelled", reason=why)
+        log.info("training run %d cancelled before it started: %s", run_id, why)
+        return get_run(con, run_id)
+    if run.status == "running":
+        raise RunRefused(
+            f"run {run_id} is recorded running, but no daemon trains it (its daemon died); "
+            "the next `driftloop run` marks it aborted and kills its training process"
+        )
+    ended = f"run {run_id} has already ended {run.status}" + (f" ({run.reason})" if run.reason else "")
+    if run.status == "succeeded":
+        ended = f"run {run_id} has finished training; its candidate goes to the gate (`driftloop reject` it then)"
+    raise RunRefused(f"{ended}; only a queued or running run can be cancelled")
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, plan: PlannedRun, status: str, parent_version: str | None, runs_dir: Path
+) -> int:
+    run_id = int(con.execute("SELECT nextval('training_run_ids')").fetchall()[0][0])
+    out_dir = str(runs_dir / f"run-{run_id}" / "candidate")
+    con.execute(
+        "INSERT INTO training_runs (id, trigger, drift_row_id, episode, attempt, status, parent_version, out_dir, "
+        "first_row_id, last_row_id, started_at, actor, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+        [run_id, plan.trigger, plan.drift_row_id, plan.episode, plan.attempt, status, parent_version, out_dir,
+         plan.first_row_id, plan.last_row_id, plan.actor, plan.why],
+    )  # fmt: skip
+    return run_id
 
 
 def end_run(

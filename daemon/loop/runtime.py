@@ -18,6 +18,7 @@ from daemon.loop.admin import SOCKET_NAME, AdminServer
 from daemon.loop.jobs import check_drift
 from daemon.loop.metrics import serve_metrics
 from daemon.loop.operations import as_json, perform
+from daemon.loop.operator_runs import TRAINING_SLOT
 from daemon.loop.retention import GC_ACTOR, collect_garbage
 from daemon.loop.store import open_store
 from daemon.loop.submission import submit_finished
@@ -124,11 +125,16 @@ class Daemon:
             log.exception("housekeeping: gc failed; the daemon goes on and tries again at the next housekeeping")
 
     def operate(self, request: dict[str, Any]) -> Any:
-        """An operation the CLI asks for, on a cursor of the daemon's store (`status` with the live figures)."""
-        if request["operation"] == "status":
+        """An operation the CLI asks for, on a cursor of the daemon's store (`status` with the live figures; `train`
+        and `cancel` with the training slot, under its own lock)."""
+        operation, arguments = request["operation"], request.get("arguments", {})
+        if operation == "status":
             return as_json(self.status())
+        if operation in TRAINING_SLOT:
+            with self.store.con.cursor() as con:
+                return perform(StoreAccess(con, self.settings, self.training), operation, arguments)
         with self.registry_lock, self.store.con.cursor() as con:
-            return perform(StoreAccess(con, self.settings), request["operation"], request.get("arguments", {}))
+            return perform(StoreAccess(con, self.settings), operation, arguments)
 
     def status(self) -> dict[str, Any]:
         with self.store.con.cursor() as con:

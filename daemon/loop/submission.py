@@ -56,7 +56,8 @@ def submit_run(
     production = registry.production()
     current = production.version if production else None
     if current != record.parent_version:
-        reason = f"production changed from {record.parent_version} to {current} during the run; it is trained again"
+        again = "it is trained again" if record.trigger == "drift" else "it is not retried"
+        reason = f"production changed from {record.parent_version} to {current} during the run; {again}"
         runs.end_run(con, record.id, status="interrupted", reason=reason)
         log.warning("training run %d: %s", record.id, reason)
         return None
@@ -149,6 +150,8 @@ def build_lineage(
         training_run={
             "id": record.id,
             "trigger": record.trigger,
+            "why": record.why,
+            "actor": record.actor,
             "attempt": record.attempt,
             "parent_version": record.parent_version,
             "started_at": str(record.started_at),

@@ -1,4 +1,4 @@
-"""Training runs from the daemon's side: start one in a child process, follow it, recover after a crash.
+"""Training runs from the daemon's side: start one in a child process, follow it, cancel it, recover after a crash.
 
 At most one run at a time. The run's record in DuckDB says where it stands; the child process writes the
 candidate directory, which appears only when complete.
@@ -28,6 +28,7 @@ from trainer.process import TrainingProcess, start
 
 log = logging.getLogger(__name__)
 Cursor = Callable[[], duckdb.DuckDBPyConnection]
+CANCEL_WAIT_S = 20.0  # how long `driftloop cancel` waits for the child to stop (the CLI waits 30 s for an answer)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class ActiveRun:
     record: TrainingRun
     process: TrainingProcess
     last_event: dict[str, Any] = field(default_factory=dict)
+    cancelled: str | None = None  # why an operator cancelled it; None while only a shutdown would stop it
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -73,14 +75,23 @@ def launch(
     return runs.get_run(con, record.id), process
 
 
-def follow(cursor: Cursor, record: TrainingRun, process: TrainingProcess, on_event: Callable[[dict[str, Any]], None]
-           ) -> str:  # fmt: skip
-    """Wait for the child process and record how it ended; returns the run's final status."""
+def follow(
+    cursor: Cursor,
+    record: TrainingRun,
+    process: TrainingProcess,
+    on_event: Callable[[dict[str, Any]], None],
+    cancelled: Callable[[], str | None] = lambda: None,
+) -> str:
+    """Wait for the child process and record how it ended; returns the run's final status. A cancelled child ends
+    the run `cancelled` when `cancelled()` gives an operator's reason, else `interrupted` (a shutdown)."""
     try:
         process.wait(on_event)
         status, reason = "succeeded", None
     except TrainingCancelled:
-        status, reason = "interrupted", "the daemon shut down during the run; it is tried again on the next start"
+        status, reason = "cancelled", cancelled()
+        if reason is None:
+            again = "it is tried again on the next start" if record.trigger == "drift" else "it is not retried"
+            status, reason = "interrupted", f"the daemon shut down during the run; {again}"
     except TrainingFailed as exc:
         status, reason = "failed", str(exc)
     except Exception as exc:  # following the child failed: the child is stopped and the run ends with why
@@ -159,7 +170,8 @@ def _kill_orphan(record: TrainingRun) -> bool:
 
 
 class TrainingSupervisor:
-    """The daemon's one training slot: `check()` (scheduled) starts a due run; `stop()` interrupts it."""
+    """The daemon's one training slot: `check()` (scheduled) starts a due run, an operator's queued one first;
+    `cancel()` stops one for an operator; `stop()` interrupts it at shutdown."""
 
     def __init__(self, settings: Settings, cursor: Cursor, production: Callable[[], ParentModel | None]) -> None:
         self.settings = settings
@@ -167,21 +179,22 @@ class TrainingSupervisor:
         self.production = production
         self.active: ActiveRun | None = None
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # held while a run starts, ends or is queued or cancelled; before the registry's
         self._warned_no_production = False
 
     def check(self) -> None:
-        with self._lock:
+        with self.lock:
             if self.active is not None:
                 return
             with self.cursor() as con:
-                plan = runs.next_drift_run(con, self.settings.daemon)
+                plan = runs.next_queued_run(con) or runs.next_drift_run(con, self.settings.daemon)
                 if plan is None:
                     return
                 parent = self.production()
                 if parent is None:
                     if not self._warned_no_production:
-                        log.warning("drift calls for a run, but no model is in production; `driftloop bootstrap` first")
+                        log.warning("%s calls for a run, but no model is in production; `driftloop bootstrap` first",
+                                    plan.trigger)  # fmt: skip
                         self._warned_no_production = True
                     return
                 launched = launch(con, self.settings, plan, parent)
@@ -194,9 +207,9 @@ class TrainingSupervisor:
         active = self.active
         assert active is not None
         try:
-            follow(self.cursor, active.record, active.process, self._on_event)
+            follow(self.cursor, active.record, active.process, self._on_event, lambda: active.cancelled)
         finally:
-            with self._lock:
+            with self.lock:
                 self.active = None
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -208,6 +221,21 @@ class TrainingSupervisor:
         if active is None:
             return None
         return {"run": active.record.id, "pid": active.process.popen.pid, "progress": active.last_event}
+
+    def cancel(self, run_id: int, why: str) -> TrainingRun:
+        """An operator's cancel: a queued run ends `cancelled` at once; the active run's child is stopped, and the
+        run ends `cancelled` with `why` (never retried), waited for up to CANCEL_WAIT_S; an ended run is refused."""
+        with self.lock:
+            active, thread = self.active, self._thread
+            if active is None or thread is None or active.record.id != run_id:
+                with self.cursor() as con:
+                    return runs.cancel_stored(con, run_id, why)
+            log.info("training run %d: cancelling (pid %d): %s", run_id, active.process.popen.pid, why)
+            active.cancelled = why
+            active.process.cancel()
+        thread.join(CANCEL_WAIT_S)
+        with self.cursor() as con:
+            return runs.get_run(con, run_id)
 
     def stop(self) -> None:
         """Cancel the running child (it is recorded `interrupted`) and wait for it to end."""

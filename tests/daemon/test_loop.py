@@ -88,7 +88,7 @@ def test_drift_to_a_served_candidate(kafka_settings: KafkaSettings, tmp_path: Pa
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
                 metrics = answer.read().decode()
             assert 'driftloop_promotions_total{action="approve"} 2.0' in metrics
-            assert 'driftloop_training_runs_total{status="submitted"} 2.0' in metrics
+            assert 'driftloop_training_runs{status="submitted"} 2.0' in metrics
             assert "driftloop_feedback_rows 1600.0" in metrics
             assert 'driftloop_drift_threshold{signal="error"} 0.05' in metrics
             assert f"driftloop_drift_events_total {float(current['drift']['events_stored'])}" in metrics
