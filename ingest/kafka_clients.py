@@ -16,6 +16,7 @@ from ingest.settings import IngestSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 Client = TypeVar("Client")
+LINGER_MS = 20
 
 
 def connection_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -80,8 +81,20 @@ def fetch_config(ingest: IngestSettings) -> dict[str, Any]:
     }
 
 
+def producer_config(kafka: KafkaSettings) -> dict[str, Any]:
+    return {"acks": "all", "linger_ms": LINGER_MS, "batch_size": 256 * 1024, "retries": 10, **connection_config(kafka)}
+
+
 def feedback_producer(kafka: KafkaSettings) -> KafkaProducer:
-    return KafkaProducer(acks="all", linger_ms=20, batch_size=256 * 1024, retries=10, **connection_config(kafka))
+    return KafkaProducer(**producer_config(kafka))
+
+
+def prediction_producer(kafka: KafkaSettings, timeout_ms: int) -> KafkaProducer:
+    """The feedback producer, failing fast for the service's prediction log: connecting, a send and a record's
+    delivery give up on an unreachable cluster after `timeout_ms` (delivery: at least `kafka.request_timeout_ms`,
+    kafka-python's floor) instead of waiting, so that the log drops events rather than piles them up."""
+    return KafkaProducer(**{**producer_config(kafka), "max_block_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms,
+                            "delivery_timeout_ms": max(timeout_ms, kafka.request_timeout_ms + LINGER_MS)})  # fmt: skip
 
 
 def ensure_topic(kafka: KafkaSettings, partitions: int) -> bool:

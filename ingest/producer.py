@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from ingest.errors import BadFeedback
 from ingest.records import check_values
@@ -49,6 +50,28 @@ def checked_record(record: dict[str, Any], ingest: IngestSettings) -> tuple[str,
 def send_value(producer: KafkaProducer, kafka: KafkaSettings, key: str, value: bytes) -> None:
     """Send one checked value keyed by its id, waiting for the broker's acknowledgement."""
     producer.send(kafka.topic, key=key.encode(), value=value).get(timeout=kafka.request_timeout_ms / 1000)
+
+
+def send_batch(producer: KafkaProducer, topic: str, values: Sequence[tuple[str, bytes]], timeout_s: float) -> int:
+    """Send values keyed by their ids and wait until each is acknowledged or has failed (within the producer's
+    `delivery_timeout_ms`, and at most `timeout_s`); how many the broker acknowledged. Raises the first error when
+    none was: a send that cannot start (no metadata within `max_block_ms`) ends the batch."""
+    futures: list[Any] = []
+    error: Exception | None = None
+    try:
+        for key, value in values:
+            futures.append(producer.send(topic, key=key.encode(), value=value))
+    except KafkaError as exc:
+        error = exc
+    try:
+        producer.flush(timeout=timeout_s)
+    except KafkaError as exc:
+        error = error or exc
+    acknowledged = sum(1 for future in futures if future.succeeded())
+    if acknowledged == 0 and values:
+        failed = next((future.exception for future in futures if future.failed()), None)
+        raise error or failed or KafkaTimeoutError(f"no record acknowledged within {timeout_s:.1f} s")
+    return acknowledged
 
 
 def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> None:

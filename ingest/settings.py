@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class KafkaSettings(BaseModel):
-    """How driftloop reaches the Kafka cluster that carries the feedback topic."""
+    """How driftloop reaches the Kafka cluster that carries the feedback and prediction topics."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -16,6 +16,11 @@ class KafkaSettings(BaseModel):
         "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers to bootstrap from."
     )
     topic: str = Field("driftloop-feedback", min_length=1, description="Topic that carries feedback records.")
+    predictions_topic: str = Field(
+        "driftloop-predictions",
+        min_length=1,
+        description="Topic the service publishes every prediction to (the prediction log, `registry.prediction_log`).",
+    )
     group_id: str = Field("driftloop", min_length=1, description="Consumer group of the ingest consumer.")
     group_instance_id: str = Field(
         "driftloop-ingest-0",
@@ -49,6 +54,15 @@ class KafkaSettings(BaseModel):
             raise ValueError(
                 f"request_timeout_ms ({self.request_timeout_ms}) must be at least max_poll_interval_ms "
                 f"({self.max_poll_interval_ms}): a group join can wait that long for its answer"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _predictions_apart_from_feedback(self) -> Self:
+        if self.predictions_topic == self.topic:
+            raise ValueError(
+                f"predictions_topic is the feedback topic ({self.topic!r}): every prediction would be read as a "
+                "feedback record without a label and rejected; give the prediction log a topic of its own"
             )
         return self
 

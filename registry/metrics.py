@@ -14,6 +14,8 @@ class ServiceMetrics:
     feedback: Any
     predict_unauthorized: Any
     swaps: Any
+    prediction_events: Any
+    prediction_events_dropped: Any
 
 
 @functools.cache
@@ -33,4 +35,12 @@ def service_metrics() -> ServiceMetrics:
             "driftloop_predict_unauthorized", "/predict requests refused for a missing or wrong bearer token."
         ),
         swaps=Counter("driftloop_model_swaps", "Production models swapped in by the service.", ["model_version"]),
+        prediction_events=Counter(
+            "driftloop_prediction_events_published", "Prediction events Kafka took from the prediction log."
+        ),
+        prediction_events_dropped=Counter(
+            "driftloop_prediction_events_dropped",
+            "Prediction events the prediction log dropped, by reason (queue_full, kafka_unavailable, error).",
+            ["reason"],
+        ),
     )

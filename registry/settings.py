@@ -124,6 +124,30 @@ class RegistrySettings(BaseModel):
         description="File holding the /predict token (its content, stripped), read at start; instead of "
         "`predict_token`.",
     )
+    prediction_log: bool = Field(
+        True,
+        description="The service publishes every prediction (id, text, label, confidence, top probabilities, model "
+        "version, time) to `kafka.predictions_topic`, in the background; off, or with no Kafka configured, "
+        "predictions still get an id but nothing is published.",
+    )
+    prediction_log_queue: int = Field(
+        10_000,
+        ge=1,
+        description="Most prediction events waiting to be published; when it is full a new event is dropped and "
+        'counted (`driftloop_prediction_events_dropped_total{reason="queue_full"}`), /predict never waits.',
+    )
+    prediction_log_batch: int = Field(500, ge=1, description="Most prediction events published in one batch.")
+    prediction_log_top_k: int = Field(
+        5, ge=1, description="How many of the most probable labels, with their probability, a prediction event keeps."
+    )
+    prediction_log_timeout_s: float = Field(
+        5.0,
+        gt=0.0,
+        le=300.0,
+        description="How long the prediction log waits for Kafka to connect or to take a batch before its events "
+        'count as dropped (`reason="kafka_unavailable"`; delivery may take up to `kafka.request_timeout_ms`), and '
+        "the most the service waits at shutdown to publish what is queued.",
+    )
 
     @model_validator(mode="after")
     def _one_source_per_token(self) -> Self:

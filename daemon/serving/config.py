@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,24 +26,41 @@ class FeedbackSink(Protocol):
     def send(self, key: str, value: bytes) -> None: ...
 
 
+class PredictionSink(Protocol):
+    """Publishes a batch of encoded prediction events keyed by prediction id (to Kafka); answers how many were
+    taken (the rest are lost) and raises when none could be."""
+
+    def publish(self, events: Sequence[tuple[str, bytes]]) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class ServiceConfig(BaseModel):
-    """The settings sections the service uses; `kafka` None: /feedback answers 503."""
+    """The settings sections the service uses; `kafka` None: /feedback answers 503 and the prediction log is off."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The registry section.")
-    ingest: IngestSettings = Field(default_factory=IngestSettings, description="The checks /feedback applies.")
-    kafka: KafkaSettings | None = Field(None, description="Where /feedback sends corrections.")
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings,
+        description="The checks /feedback applies; its retry waits pace the prediction log's reconnections.",
+    )
+    kafka: KafkaSettings | None = Field(
+        None, description="Where /feedback sends corrections and the prediction log publishes predictions."
+    )
     bentoml_home: Path = Field(description="BentoML home holding the model store.")
 
 
-_configured: tuple[ServiceConfig, FeedbackSink | None] | None = None
+_configured: tuple[ServiceConfig, FeedbackSink | None, PredictionSink | None] | None = None
 
 
-def configure(config: ServiceConfig, sink: FeedbackSink | None = None) -> None:
-    """Set what the next service instance in this process starts with (tests, in-process serving)."""
+def configure(
+    config: ServiceConfig, sink: FeedbackSink | None = None, predictions: PredictionSink | None = None
+) -> None:
+    """Set what the next service instance in this process starts with (tests, in-process serving): `sink` takes
+    /feedback's records, `predictions` the prediction log's events (None: the log is off)."""
     global _configured
-    _configured = (config, sink)
+    _configured = (config, sink, predictions)
 
 
 def clear() -> None:
@@ -81,7 +99,7 @@ def configured_in_process() -> bool:
 def current() -> tuple[ServiceConfig, FeedbackSink | None]:
     """The configured values, else those of the file in $DRIFTLOOP_SERVICE_CONFIG with a Kafka sink."""
     if _configured is not None:
-        return _configured
+        return _configured[0], _configured[1]
     file = os.environ.get(CONFIG_ENV)
     if not file:
         raise DaemonError(f"no service configuration; start the service with `driftloop serve` (it sets {CONFIG_ENV})")
@@ -100,3 +118,18 @@ def current() -> tuple[ServiceConfig, FeedbackSink | None]:
     from daemon.serving.feedback import KafkaFeedbackSink
 
     return config, KafkaFeedbackSink(config.kafka)
+
+
+def prediction_sink(config: ServiceConfig) -> PredictionSink | None:
+    """Where the prediction log publishes: the sink given to `configure`, else the predictions topic when Kafka is
+    configured; None (the log is off) when `registry.prediction_log` is off or there is nowhere to publish."""
+    if not config.registry.prediction_log:
+        return None
+    if _configured is not None:
+        return _configured[2]
+    if config.kafka is None:
+        return None
+    from daemon.serving.prediction_log import KafkaPredictionSink
+
+    return KafkaPredictionSink(config.kafka, config.registry.prediction_log_timeout_s, config.ingest.retry_initial_s,
+                               config.ingest.retry_max_s)  # fmt: skip

@@ -1,5 +1,5 @@
-"""The BentoML service, composed from its parts: the registry's model slot (hot swap), the trainer's predictor
-and the ingest check and producer for /feedback.
+"""The BentoML service, composed from its parts: the registry's model slot (hot swap), the trainer's predictor,
+the ingest check and producer for /feedback, and the prediction log (every prediction, with its id, to Kafka).
 
 `bentoml serve daemon.serving.service:DriftloopService` (what `driftloop serve` runs) or, in-process,
 `DriftloopService.to_asgi()` after `daemon.serving.config.configure(...)`. Routes: POST /predict,
@@ -22,9 +22,11 @@ from starlette.responses import JSONResponse  # noqa: E402
 from daemon.serving import config as service_config  # noqa: E402
 from daemon.serving.auth import BearerAuth, Guard  # noqa: E402
 from daemon.serving.lifeline import exit_with_arbiter  # noqa: E402
+from daemon.serving.prediction_log import PredictionLog  # noqa: E402
 from daemon.serving.requests import texts_problem  # noqa: E402
 from daemon.serving.tokens import feedback_token, predict_token  # noqa: E402
 from ingest.errors import BadFeedback  # noqa: E402
+from ingest.predictions import ServedPrediction, new_prediction_id  # noqa: E402
 from ingest.producer import checked_record, content_id  # noqa: E402
 from registry.metrics import service_metrics  # noqa: E402
 from registry.reloader import Loaded, ModelSlot  # noqa: E402
@@ -68,12 +70,14 @@ class DriftloopService:
             on_failure=self._failed,
         )
         self.bentoml_home = config.bentoml_home
+        self.prediction_log = self._prediction_log(config)
         self.slot.refresh()
         self.slot.start()
 
     @bentoml.api(route="/predict")  # type: ignore[untyped-decorator]  # bentoml exports it lazily (untyped)
     def predict(self, texts: list[str]) -> dict[str, Any]:
-        """Classify a batch of texts: each gets a label and a probability per label, with the serving version."""
+        """Classify a batch of texts: each gets a label, a probability per label and a prediction id, with the
+        serving version; the predictions go to the prediction log without waiting for it."""
         problem = texts_problem(
             texts, self.settings.max_batch_texts, self.ingest.max_text_chars, self.settings.max_request_chars
         )
@@ -86,10 +90,20 @@ class DriftloopService:
         predictions = predict(served.model, texts)
         self.metrics.predict_seconds.observe(time.perf_counter() - started)
         self.metrics.predictions.labels(model_version=served.version).inc(len(texts))
+        now_ms = time.time_ns() // 1_000_000
+        ids = [new_prediction_id(now_ms) for _ in texts]
+        if self.prediction_log is not None:
+            self.prediction_log.append(
+                ServedPrediction(prediction_id, text, p.label, p.scores, served.version, now_ms)
+                for prediction_id, text, p in zip(ids, texts, predictions, strict=True)
+            )
         return {
             "model_version": served.version,
             "source": served.source,
-            "predictions": [{"label": p.label, "scores": p.scores} for p in predictions],
+            "predictions": [
+                {"label": p.label, "scores": p.scores, "prediction_id": prediction_id}
+                for p, prediction_id in zip(predictions, ids, strict=True)
+            ],
         }
 
     @bentoml.api(route="/feedback")  # type: ignore[untyped-decorator]
@@ -129,6 +143,22 @@ class DriftloopService:
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def close(self) -> None:
         self.slot.stop()
+        if self.prediction_log is not None:
+            self.prediction_log.close()
+
+    def _prediction_log(self, config: service_config.ServiceConfig) -> PredictionLog | None:
+        sink = service_config.prediction_sink(config)
+        if sink is None:
+            return None
+        metrics = self.metrics
+        prediction_log = PredictionLog(
+            sink,
+            config.registry,
+            on_published=lambda count: metrics.prediction_events.inc(count),
+            on_dropped=lambda reason, count: metrics.prediction_events_dropped.labels(reason=reason).inc(count),
+        )
+        prediction_log.start()
+        return prediction_log
 
     def _swapped(self, loaded: Loaded[Classifier]) -> None:
         self.metrics.swaps.labels(model_version=loaded.version).inc()

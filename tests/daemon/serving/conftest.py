@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from daemon.serving import config as service_config
-from daemon.serving.config import FeedbackSink, ServiceConfig
+from daemon.serving.config import FeedbackSink, PredictionSink, ServiceConfig
 from registry.settings import RegistrySettings
 from tests.registry.conftest import bentoml_home, registry, settings, tiny_models
 
@@ -29,15 +29,18 @@ def asgi_app() -> Any:
 
 @pytest.fixture
 def serve(settings: RegistrySettings, bentoml_home: Path) -> Iterator[Any]:
-    """Start the service (a new instance, through the app's lifespan) with the given sink and settings changes."""
+    """Start the service (a new instance, through the app's lifespan) with the given sinks (/feedback's, the
+    prediction log's) and settings changes."""
     clients: list[TestClient] = []
 
-    def start(sink: FeedbackSink | None = None, **changes: Any) -> TestClient:
+    def start(
+        sink: FeedbackSink | None = None, predictions: PredictionSink | None = None, **changes: Any
+    ) -> TestClient:
         for running in clients:
             running.__exit__(None, None, None)
         clients.clear()
         config = ServiceConfig(registry=settings.model_copy(update=changes), bentoml_home=bentoml_home)
-        service_config.configure(config, sink)
+        service_config.configure(config, sink, predictions)
         client = TestClient(asgi_app())
         clients.append(client.__enter__())
         return client
