@@ -32,9 +32,9 @@ from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import BatchResult, Position
 
 log = logging.getLogger(__name__)
-# Kafka calls that can wait on a broker that is away: bounded, so the loop sees `stop` and SIGTERM exits in time
-COMMIT_TIMEOUT_MS = 5_000
-CLOSE_TIMEOUT_MS = 5_000
+# The bound of each Kafka call that can wait on a broker that is away (a commit, a lag query, closing), so the loop
+# sees `stop` and SIGTERM exits in time
+KAFKA_CALL_TIMEOUT_MS = 5_000
 
 
 def read_kafka(
@@ -135,7 +135,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         if not assigned:
             return
         try:
-            ends: dict[TopicPartition, int] = consumer.end_offsets(list(assigned), timeout_ms=COMMIT_TIMEOUT_MS)
+            ends: dict[TopicPartition, int] = consumer.end_offsets(list(assigned), timeout_ms=KAFKA_CALL_TIMEOUT_MS)
         except KafkaError as exc:
             log.debug("end offsets unavailable (%s); lag not updated", exc)
             return
@@ -198,7 +198,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in result.next_offsets.items()}
         try:
-            self._consumer.commit(offsets, timeout_ms=COMMIT_TIMEOUT_MS)
+            self._consumer.commit(offsets, timeout_ms=KAFKA_CALL_TIMEOUT_MS)
         except KafkaError as exc:
             log.warning("Kafka commit failed (%s); DuckDB already holds the offsets, so nothing is lost", exc)
 
@@ -285,7 +285,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             self._finish_pending()
         finally:
-            consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
+            consumer.close(autocommit=False, timeout_ms=KAFKA_CALL_TIMEOUT_MS)
 
 
 def _to_batch(polled: dict[TopicPartition, list[Any]], polled_at: float) -> WriteBatch | None:

@@ -110,11 +110,8 @@ class ModelStore:
     def remove(self, name: str, version: str) -> None:
         """Take `name:version` out of the store (readers see it whole or not at all); `latest` moves to the newest
         version left, or goes when none is."""
-        target = self.models / name / version
-        trash = self.staging / name / f".removed-{version}-{os.getpid()}"
         with self._lock(name):
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(target, trash)
+            trash = self._move_aside(name, version, "removed")
             if self.latest_version(name) == version:
                 left = self.versions(name)
                 if left:
@@ -129,19 +126,24 @@ class ModelStore:
         refused. Returns the bytes freed."""
         if version in ("", ".", "..", "latest") or "/" in version:
             raise StoreError(f"{name}:{version!r} is not a version that can be deleted")
-        target = self.models / name / version
-        trash = self.staging / name / f".deleted-{version}-{os.getpid()}"
         with self._lock(name):
             if self.latest_version(name) == version:
                 raise StoreError(f"{name}:{version} is what {name}:latest points at; it is never deleted")
-            if not target.is_dir():
+            if not (self.models / name / version).is_dir():
                 raise StoreError(f"{name}:{version} is not in the BentoML store {self.models}")
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(target, trash)
+            trash = self._move_aside(name, version, "deleted")
         freed = folder_bytes(trash)
         shutil.rmtree(trash)
         log.info("deleted %s:%s (%d bytes)", name, version, freed)
         return freed
+
+    def _move_aside(self, name: str, version: str, why: str) -> Path:
+        """Rename `name:version` out of the store into the staging area (the caller holds the name's lock); readers
+        see it whole or not at all. Returns where it went, to be deleted outside the lock."""
+        trash = self.staging / name / f".{why}-{version}-{os.getpid()}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.models / name / version, trash)
+        return trash
 
     def point_latest(self, name: str, version: str) -> None:
         """Make `name:latest` point at `version` (which must be in the store)."""

@@ -108,6 +108,11 @@ class TrainingRun:
         return {**self.__dict__, "started_at": str(self.started_at), "ended_at": _text(self.ended_at)}
 
 
+def retried_when_interrupted(record: TrainingRun) -> bool:
+    """Whether an interrupted run is tried again: a drift run is (`next_drift_run`), no other is."""
+    return record.trigger == "drift"
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEMA)
     con.execute(MIGRATION)

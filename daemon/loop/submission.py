@@ -56,7 +56,7 @@ def submit_run(
     production = registry.production()
     current = production.version if production else None
     if current != record.parent_version:
-        again = "it is trained again" if record.trigger == "drift" else "it is not retried"
+        again = "it is trained again" if runs.retried_when_interrupted(record) else "it is not retried"
         reason = f"production changed from {record.parent_version} to {current} during the run; {again}"
         runs.end_run(con, record.id, status="interrupted", reason=reason)
         log.warning("training run %d: %s", record.id, reason)

@@ -90,7 +90,8 @@ def follow(
     except TrainingCancelled:
         status, reason = "cancelled", cancelled()
         if reason is None:
-            again = "it is tried again on the next start" if record.trigger == "drift" else "it is not retried"
+            retried = runs.retried_when_interrupted(record)
+            again = "it is tried again on the next start" if retried else "it is not retried"
             status, reason = "interrupted", f"the daemon shut down during the run; {again}"
     except TrainingFailed as exc:
         status, reason = "failed", str(exc)

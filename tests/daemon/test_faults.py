@@ -35,6 +35,13 @@ def environment(tmp_path: Path, kafka: KafkaSettings, base: Path | None = None, 
                             **extra)  # fmt: skip
 
 
+def own_topic(broker: LocalBroker, request_timeout_ms: int) -> KafkaSettings:
+    """A topic and group of their own on `broker`, whose process the test pauses."""
+    suffix = uuid.uuid4().hex[:10]
+    return KafkaSettings(bootstrap=broker.bootstrap, topic=f"outage-{suffix}", group_id=f"group-{suffix}",
+                         request_timeout_ms=request_timeout_ms)  # fmt: skip
+
+
 def drifted_home(tmp_path: Path, kafka: KafkaSettings) -> dict[str, str]:
     """v1 in production, then stored rows whose vocabulary shifts and whose served predictions go wrong, checked
     into a drift event with no daemon running; the environment of that home."""
@@ -184,9 +191,7 @@ def test_training_failure_is_recorded_retried_then_left(kafka_settings: KafkaSet
 @pytest.mark.skipif(bool(EXTERNAL_BROKER), reason="pauses a broker process of its own")
 def test_broker_stopped_for_30_s_mid_stream(tmp_path: Path) -> None:
     with LocalBroker(log_file=tmp_path / "broker.log") as broker:
-        suffix = uuid.uuid4().hex[:10]
-        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic=f"outage-{suffix}", group_id=f"group-{suffix}",
-                              request_timeout_ms=5_000)  # fmt: skip
+        kafka = own_topic(broker, request_timeout_ms=5_000)
         env = environment(tmp_path, kafka)
         log = tmp_path / "daemon.log"
         with loop.daemon(env, log) as running:
@@ -235,9 +240,7 @@ def test_sigterm_during_ingest_loses_nothing(kafka_settings: KafkaSettings, tmp_
 def test_sigterm_while_the_broker_is_stopped_exits_in_time(tmp_path: Path) -> None:
     # Mid-stream in small batches, so the pause finds a Kafka commit or a poll waiting on the frozen broker.
     with LocalBroker(log_file=tmp_path / "broker.log") as broker:
-        suffix = uuid.uuid4().hex[:10]
-        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic=f"outage-{suffix}", group_id=f"group-{suffix}",
-                              request_timeout_ms=60_000)  # fmt: skip
+        kafka = own_topic(broker, request_timeout_ms=60_000)
         env = environment(tmp_path, kafka, INGEST_BATCH_MAX_RECORDS="200")
         log = tmp_path / "daemon.log"
         produce(kafka, [good(i) for i in range(20_000)])
