@@ -30,7 +30,7 @@ from kafka import KafkaConsumer  # noqa: E402
 from ingest.broker import LocalBroker  # noqa: E402
 from ingest.consumer import FeedbackIngestor  # noqa: E402
 from ingest.datasets import health_tweets  # noqa: E402
-from ingest.kafka_clients import connection_config, ensure_topic, feedback_producer, fetch_config  # noqa: E402
+from ingest.kafka_clients import connection_config, ensure_topics, feedback_producer, fetch_config  # noqa: E402
 from ingest.settings import IngestSettings, KafkaSettings  # noqa: E402
 from ingest.store import FeedbackStore  # noqa: E402
 
@@ -123,7 +123,7 @@ def main() -> None:
         broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
         kafka = KafkaSettings(bootstrap=bootstrap, topic=f"bench-{uuid.uuid4().hex[:8]}")
         ingest = IngestSettings()
-        ensure_topic(kafka, args.partitions)
+        ensure_topics(kafka, args.partitions)
         started = time.monotonic()
         send(kafka, args.records)
         print(f"sent {args.records} records in {time.monotonic() - started:.1f} s", flush=True)

@@ -47,7 +47,7 @@ from kafka.errors import KafkaError  # noqa: E402
 from bench.soak_inputs import BAD_KINDS, SOAK_INGEST, Outgoing, bad_record, first_record, good_record  # noqa: E402
 from daemon.serving import client as service_client  # noqa: E402
 from ingest.broker import LocalBroker  # noqa: E402
-from ingest.kafka_clients import connection_config, ensure_topic, feedback_producer  # noqa: E402
+from ingest.kafka_clients import connection_config, ensure_topics, feedback_producer  # noqa: E402
 from ingest.settings import KafkaSettings  # noqa: E402
 from tests.daemon import loop_helpers as loop  # noqa: E402
 from tests.ingest.kafka_helpers import running, spawned_children  # noqa: E402
@@ -300,7 +300,7 @@ def soak(plan: Plan, work: Path, base_model: Path, seed: int) -> dict[str, Any]:
         suffix = uuid.uuid4().hex[:8]
         kafka = KafkaSettings(bootstrap=broker.bootstrap, topic=f"soak-{suffix}", group_id=f"soak-{suffix}",
                               request_timeout_ms=10_000)  # fmt: skip
-        ensure_topic(kafka, PARTITIONS)
+        ensure_topics(kafka, PARTITIONS)
         home = work / "home"
         env = loop.environment(home, base_model, kafka, KAFKA_REQUEST_TIMEOUT_MS="10000", REGISTRY_AUTO_APPROVE="true",
                                TRAINER_MAX_EPOCHS=str(plan.max_epochs), TRAINER_PATIENCE=str(plan.max_epochs),

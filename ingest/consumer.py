@@ -38,10 +38,12 @@ class IngestProgress:
     batches: int = 0
     first_polled: float | None = None  # when the first non-empty poll returned
     last_written: float | None = None  # when the newest batch was committed to DuckDB
-    lag: dict[int, int] = field(default_factory=dict)  # per partition: records in Kafka not yet stored
+    lag: dict[str, dict[int, int]] = field(default_factory=dict)  # per topic and partition: records not yet stored
+    predictions: int = 0  # prediction events stored
 
     def add(self, result: BatchResult) -> None:
         self.stored += result.stored
+        self.predictions += result.predictions
         self.rejected += result.rejected
         self.batches += 1
         self.last_written = time.monotonic()

@@ -63,9 +63,11 @@ def read_rows(
     until_row_id: int | None = None,
     limit: int | None = None,
 ) -> pa.Table:
-    """Rows with after_row_id < row_id <= until_row_id in row order: columns row_id, text, label, prediction."""
+    """Rows with after_row_id < row_id <= until_row_id in row order: columns row_id, text, label, prediction,
+    model_version, kind, prediction_id."""
     return con.sql(
-        "SELECT row_id, text, label, prediction FROM feedback WHERE row_id > ? AND row_id <= ? ORDER BY row_id LIMIT ?",
+        "SELECT row_id, text, label, prediction, model_version, kind, prediction_id FROM feedback "
+        "WHERE row_id > ? AND row_id <= ? ORDER BY row_id LIMIT ?",
         params=[
             after_row_id if after_row_id is not None else -UNBOUNDED,
             until_row_id if until_row_id is not None else UNBOUNDED,

@@ -97,14 +97,19 @@ def prediction_producer(kafka: KafkaSettings, timeout_ms: int) -> KafkaProducer:
                             "delivery_timeout_ms": max(timeout_ms, kafka.request_timeout_ms + LINGER_MS)})  # fmt: skip
 
 
-def ensure_topic(kafka: KafkaSettings, partitions: int) -> bool:
-    """Create the feedback topic when it is missing; True when it was created."""
+def ensure_topics(kafka: KafkaSettings, partitions: int) -> dict[str, bool]:
+    """Create the feedback topic and the prediction log's when missing; per topic, True when it was created."""
     admin = KafkaAdminClient(**connection_config(kafka))
+    created = {}
     try:
-        admin.create_topics([NewTopic(kafka.topic, num_partitions=partitions, replication_factor=1)])
-    except TopicAlreadyExistsError:
-        return False
+        for topic in (kafka.topic, kafka.predictions_topic):
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+            except TopicAlreadyExistsError:
+                created[topic] = False
+            else:
+                log.info("created topic %s with %d partitions", topic, partitions)
+                created[topic] = True
     finally:
         admin.close()
-    log.info("created topic %s with %d partitions", kafka.topic, partitions)
-    return True
+    return created

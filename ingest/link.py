@@ -40,9 +40,9 @@ class AskOffsets:
 
 @dataclass(frozen=True)
 class Lag:
-    """Reader → store: records each assigned partition holds beyond what the store confirmed."""
+    """Reader → store: per topic, the records each assigned partition holds beyond what the store confirmed."""
 
-    partitions: dict[int, int]
+    partitions: dict[str, dict[int, int]]
 
 
 @dataclass(frozen=True)

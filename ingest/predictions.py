@@ -13,9 +13,8 @@ One UTF-8 JSON object per Kafka record, keyed by its `prediction_id`:
 | `ts` | integer | when it was predicted, epoch milliseconds (the feedback record's `ts` rule) |
 | `text_chars` | integer | characters of `text` |
 
-Ingesting it comes next: a table `ingest` owns, filled from this topic by the same exactly-once machinery as
-feedback (rows and offsets in one transaction), with a check written against `FIELDS` as `records.CHECK_SQL` is
-against the feedback record. Until then only the service writes these values.
+Ingest checks each event with `CHECK_SQL` (as records.CHECK_SQL checks feedback) and keeps the good ones in the
+`predictions` table (prediction_log.py), in the transaction that stores the batch's feedback and offsets.
 """
 
 from __future__ import annotations
@@ -27,9 +26,61 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.check_sql import (
+    EMPTY_TEXT,
+    NUMBER_TYPES,
+    decoded,
+    envelope_reasons,
+    normalized,
+    printable,
+    required_string,
+    sized,
+    ts_reasons,
+    ts_value,
+    type_name,
+)
 from ingest.producer import encode_record
 
 FIELDS = ("prediction_id", "text", "prediction", "confidence", "top", "model_version", "ts", "text_chars")
+PATHS = "['$.prediction_id', '$.text', '$.prediction', '$.confidence', '$.top', '$.model_version', '$.ts']"
+
+# `text_chars` is not read: ingest counts the characters of the text it keeps.
+CHECK_SQL = f"""
+{decoded(PATHS)}, cleaned AS (
+    SELECT *,
+        trim(v[1]) AS c_prediction_id,
+        {normalized("v[2]")} AS c_text,
+        trim(v[3]) AS c_prediction,
+        CASE WHEN t[4] IN {NUMBER_TYPES} THEN try_cast(v[4] AS DOUBLE) END AS c_confidence,
+        CASE t[5] WHEN 'OBJECT' THEN v[5] END AS c_top,
+        trim(v[6]) AS c_model_version,
+        {ts_value(7)} AS c_ts
+    FROM fields
+)
+SELECT topic, partition, "offset", raw, arrival,
+    c_prediction_id AS prediction_id, c_text AS text, c_prediction AS prediction, c_confidence AS confidence,
+    c_top AS top, c_model_version AS model_version, c_ts AS ts,
+    CASE
+        {envelope_reasons()}
+        {required_string(1, "prediction_id")}
+        {required_string(2, "text")}
+        {required_string(3, "prediction")}
+        WHEN t[4] IS NULL THEN 'missing field ''confidence'''
+        WHEN t[4] NOT IN {NUMBER_TYPES} THEN 'field ''confidence'' must be a number (got ' || {type_name("t[4]")} || ')'
+        WHEN NOT c_confidence BETWEEN 0 AND 1 THEN 'field ''confidence'' is ' || left(v[4], 40)
+            || ', not a probability between 0 and 1'
+        WHEN t[5] NOT IN ('OBJECT', 'NULL') THEN 'field ''top'' must be an object (got ' || {type_name("t[5]")} || ')'
+        {required_string(6, "model_version")}
+        {ts_reasons(7)}
+        {printable("c_prediction_id", "prediction_id", "ids")}
+        {printable("c_prediction", "prediction", "predictions")}
+        {sized("c_prediction_id", "prediction_id", "max_id_chars")}
+        {sized("c_text", "text", "max_text_chars", EMPTY_TEXT)}
+        {sized("c_prediction", "prediction", "max_label_chars")}
+        WHEN c_model_version = '' THEN 'field ''model_version'' is empty'
+    END AS reason
+FROM cleaned
+"""
 
 
 @dataclass(frozen=True, slots=True)

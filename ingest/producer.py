@@ -38,6 +38,26 @@ def content_id(record: dict[str, Any]) -> str:
     return "auto-" + hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
+def feedback_record(
+    label: str,
+    text: str | None = None,
+    prediction_id: str | None = None,
+    kind: str | None = None,
+    record_id: str | None = None,
+    prediction: str | None = None,
+    model_version: str | None = None,
+    meta: object = None,
+) -> dict[str, Any]:
+    """A feedback record from its fields, those left out absent. Without an id, one by prediction id gets
+    `prediction_id:kind` from the check and one with a text an id from what it says (see `content_id`)."""
+    fields = {"text": text, "label": label, "prediction_id": prediction_id, "kind": kind, "prediction": prediction,
+              "model_version": model_version, "meta": meta}  # fmt: skip
+    record = {key: value for key, value in fields.items() if value is not None}
+    if record_id is None and prediction_id is None:
+        record_id = content_id(record)
+    return record if record_id is None else {"id": record_id, **record}
+
+
 def checked_record(record: dict[str, Any], ingest: IngestSettings) -> tuple[str, bytes]:
     """The record's id and its Kafka value, after the check the consumer applies; BadFeedback names the problem."""
     value = encode_record(record)
@@ -74,9 +94,11 @@ def send_batch(producer: KafkaProducer, topic: str, values: Sequence[tuple[str, 
     return acknowledged
 
 
-def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> None:
-    """Check one record and send it, keyed by its id."""
-    send_value(producer, kafka, *checked_record(record, ingest))
+def send_one(producer: KafkaProducer, kafka: KafkaSettings, ingest: IngestSettings, record: dict[str, Any]) -> str:
+    """Check one record and send it, keyed by its id; the id."""
+    key, value = checked_record(record, ingest)
+    send_value(producer, kafka, key, value)
+    return key
 
 
 def load_file(

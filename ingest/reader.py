@@ -79,7 +79,8 @@ def sendable_error(exc: BaseException) -> BaseException:
 
 
 class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Consumes the feedback topic into the store behind `link` until its stop is set (or, with `once`, idle)."""
+    """Consumes the feedback topic and the prediction log into the store behind `link` until its stop is set (or,
+    with `once`, idle)."""
 
     def __init__(self, kafka: KafkaSettings, ingest: IngestSettings, link: StoreLink) -> None:
         self.kafka = kafka
@@ -90,7 +91,8 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer: KafkaConsumer | None = None
         self._stale_error: OffsetOutOfRange | None = None
         self._unpositioned: set[TopicPartition] = set()
-        self._stored_offsets: dict[int, int] = {}  # next offset per partition as of the newest stored batch
+        self._stored_offsets: dict[tuple[str, int], int] = {}  # next offset per partition as of the newest batch
+        self.topics = [kafka.topic, kafka.predictions_topic]
 
     def run(self, once: bool = False) -> None:
         try:
@@ -99,8 +101,8 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             log.info("ingest stopped before Kafka answered")
             return
         self._consumer = consumer
-        consumer.subscribe([self.kafka.topic], listener=self)
-        log.info("ingesting %s as %s/%s", self.kafka.topic, self.kafka.group_id, self.kafka.group_instance_id)
+        consumer.subscribe(self.topics, listener=self)
+        log.info("ingesting %s as %s/%s", " and ".join(self.topics), self.kafka.group_id, self.kafka.group_instance_id)
         idle_since = started = time.monotonic()
         # `once` on a topic that does not exist: give up after a group join's time (one that exists is waited for)
         assignment_wait_s = self.kafka.request_timeout_ms / 1000 + self.ingest.idle_exit_s
@@ -139,8 +141,11 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         except KafkaError as exc:
             log.debug("end offsets unavailable (%s); lag not updated", exc)
             return
-        stored = self._stored_offsets
-        self.link.send(Lag({tp.partition: max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items()}))
+        lag: dict[str, dict[int, int]] = {}
+        for tp, end in ends.items():
+            stored = self._stored_offsets.get((tp.topic, tp.partition), 0)
+            lag.setdefault(tp.topic, {})[tp.partition] = max(end - stored, 0)
+        self.link.send(Lag(lag))
 
     def _connect(self) -> KafkaConsumer:
         return feedback_consumer(self.kafka, self.ingest)
@@ -190,7 +195,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             return None
         self._in_flight = False
         result = self.link.written()
-        self._stored_offsets.update({partition: offset for (_, partition), offset in result.next_offsets.items()})
+        self._stored_offsets.update(result.next_offsets)
         return result
 
     def _commit_to_kafka(self, result: BatchResult) -> None:
@@ -203,7 +208,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("Kafka commit failed (%s); DuckDB already holds the offsets, so nothing is lost", exc)
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        log.info("partitions %s revoked", sorted(tp.partition for tp in revoked))
+        log.info("partitions %s revoked", [f"{tp.topic}[{tp.partition}]" for tp in sorted(revoked)])
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Runs on kafka-python's IO thread, where nothing may block: park the partitions until the loop
@@ -219,9 +224,13 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self._finish_pending()
         assigned = self._unpositioned & consumer.assignment()
         self._unpositioned = set()
-        stored = self.link.stored_positions(self.kafka.topic)
-        self._stored_offsets.update({partition: position.next_offset for partition, position in stored.items()})
-        resume = {tp: stored[tp.partition].next_offset for tp in assigned if tp.partition in stored}
+        stored = {
+            (topic, partition): position
+            for topic in {tp.topic for tp in assigned}
+            for partition, position in self.link.stored_positions(topic).items()
+        }
+        self._stored_offsets.update({key: position.next_offset for key, position in stored.items()})
+        resume = {tp: stored[key].next_offset for tp in assigned if (key := (tp.topic, tp.partition)) in stored}
         try:
             stale = self._misplaced(consumer, stored, resume)
         except KafkaError as exc:  # a broker outage during the assignment: the partitions wait, paused
@@ -240,12 +249,12 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
             consumer.resume(tp)
         log.info(
             "assigned partitions %s; resuming at %s",
-            sorted(tp.partition for tp in assigned),
-            {tp.partition: resume.get(tp, "beginning") for tp in sorted(assigned)},
+            [f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)],
+            {f"{tp.topic}[{tp.partition}]": resume.get(tp, "beginning") for tp in sorted(assigned)},
         )
 
     def _misplaced(
-        self, consumer: KafkaConsumer, stored: dict[int, Position], resume: dict[TopicPartition, int]
+        self, consumer: KafkaConsumer, stored: dict[tuple[str, int], Position], resume: dict[TopicPartition, int]
     ) -> dict[TopicPartition, tuple[int, str]]:
         """The stored offsets that no longer point where the store read up to, with where they point."""
         stale = {
@@ -254,7 +263,7 @@ class KafkaReader(ConsumerRebalanceListener):  # type: ignore[misc]
         stale |= {tp: (offset, "lies before the start of") for tp, offset in deleted_offsets(consumer, resume).items()}
         checkable: dict[TopicPartition, tuple[int, str]] = {}
         for tp, offset in resume.items():
-            md5 = stored[tp.partition].last_value_md5
+            md5 = stored[tp.topic, tp.partition].last_value_md5
             if md5 and offset > 0 and tp not in stale:
                 checkable[tp] = (offset, md5)
         for tp, offset in replaced_offsets(self.kafka, checkable).items():

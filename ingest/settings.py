@@ -96,6 +96,26 @@ class IngestSettings(BaseModel):
         lt=1.0,
         description="Share of records put in the holdout split, chosen by a hash of the id.",
     )
+    unmatched_feedback_s: float = Field(
+        3600.0,
+        gt=0.0,
+        description=(
+            "How long feedback by `prediction_id` waits for its prediction in the prediction log: it is rejected "
+            "with the reason once the log has been read this far past the feedback's time, or has stayed silent "
+            "this long while it waited."
+        ),
+    )
+    prediction_text_days: float = Field(
+        30.0,
+        gt=0.0,
+        description=(
+            "How long the prediction log keeps each served text; after that the row keeps its length, hash, "
+            "prediction and confidence, and feedback by its id must carry the text."
+        ),
+    )
+    prediction_days: float = Field(
+        400.0, gt=0.0, description="How long the prediction log keeps a served prediction's row at all."
+    )
     offset_out_of_range: Literal["fail", "earliest", "latest"] = Field(
         "fail",
         description=(

@@ -17,14 +17,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.errors import IngestError
+from ingest.prediction_log import (
+    CHECKED_FEEDBACK_SQL,
+    CHECKED_PREDICTIONS_SQL,
+    INSERT_PREDICTIONS_SQL,
+    KEEP_WAITING_SQL,
+    log_clock,
+    waiting_feedback,
+)
+from ingest.prediction_log import SCHEMA as PREDICTION_LOG_SCHEMA
+from ingest.predictions import CHECK_SQL as PREDICTION_CHECK_SQL
 from ingest.records import CHECK_SQL, check_parameters, raising_records
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 2
-# Version 1 lacked kafka_offsets.last_value_md5 (a NULL there: the partition's record is not checked once).
-MIGRATIONS = {1: "ALTER TABLE kafka_offsets ADD COLUMN last_value_md5 VARCHAR"}
+STORE_VERSION = 3
+# Each step brings a store from its version to the next. Version 1 lacked kafka_offsets.last_value_md5 (a NULL
+# there: the partition's record is not checked once); version 2 the prediction log's columns of feedback (NULL for
+# the rows stored before: records that named no prediction).
+MIGRATIONS = {
+    1: ("ALTER TABLE kafka_offsets ADD COLUMN last_value_md5 VARCHAR",),
+    2: tuple(
+        f"ALTER TABLE feedback ADD COLUMN IF NOT EXISTS {column}"
+        for column in ("prediction_id VARCHAR", "kind VARCHAR", "confidence DOUBLE")
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_version (version INTEGER NOT NULL);
@@ -37,6 +55,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     model_version VARCHAR,
     ts TIMESTAMPTZ NOT NULL,
     meta JSON,
+    prediction_id VARCHAR,
+    kind VARCHAR,
+    confidence DOUBLE,
     split VARCHAR NOT NULL,
     episode INTEGER NOT NULL,
     text_hash VARCHAR NOT NULL,
@@ -71,27 +92,14 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 """
 
-# Adds the "duplicate id" verdict to CHECK_SQL's: a stored id, or an earlier record of the same batch, wins.
-CHECKED_SQL = f"""
-CREATE OR REPLACE TEMP TABLE checked AS
-WITH fresh AS ({CHECK_SQL})
-SELECT fresh.* REPLACE (CASE
-    WHEN fresh.reason IS NOT NULL THEN fresh.reason
-    WHEN stored.id IS NOT NULL
-        OR row_number() OVER (PARTITION BY fresh.id, fresh.reason IS NULL ORDER BY arrival) > 1
-        THEN 'duplicate id ' || left(fresh.id, 80) || '; the first record with this id is kept'
-END AS reason)
-FROM fresh LEFT JOIN feedback AS stored ON fresh.reason IS NULL AND stored.id = fresh.id
-"""
-
 INSERT_FEEDBACK_SQL = """
-INSERT INTO feedback
-SELECT (SELECT coalesce(max(row_id), 0) FROM feedback) + row_number() OVER (ORDER BY arrival),
-    id, text, label, prediction, model_version, ts, meta,
-    CASE WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END,
-    (SELECT coalesce(max(episode), 0) FROM episodes),
-    md5(text), topic, partition, "offset", now()
-FROM checked WHERE reason IS NULL
+INSERT INTO feedback BY NAME
+SELECT (SELECT coalesce(max(row_id), 0) FROM feedback) + row_number() OVER (ORDER BY arrival) AS row_id,
+    id, text, label, prediction, model_version, ts, meta, prediction_id, kind, confidence,
+    CASE WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END AS split,
+    (SELECT coalesce(max(episode), 0) FROM episodes) AS episode,
+    md5(text) AS text_hash, topic, partition, "offset", now() AS ingested_at
+FROM checked WHERE reason IS NULL AND NOT waiting
 """
 
 INSERT_REJECTED_SQL = """
@@ -108,6 +116,8 @@ SELECT topic, partition, "offset", unhex(left(hex(coalesce(raw, ''::BLOB)), 2 * 
 FROM failed
 """
 
+CHECKS = {"predictions": PREDICTION_CHECK_SQL, "feedback": CHECK_SQL}
+
 SAVE_OFFSETS_SQL = """
 INSERT OR REPLACE INTO kafka_offsets
 SELECT o.topic, o.partition, o.next_offset, now(), md5(a.raw)
@@ -118,9 +128,21 @@ LEFT JOIN arrived AS a ON a.topic = o.topic AND a.partition = o.partition AND a.
 
 @dataclass(frozen=True)
 class BatchResult:
+    """A batch as written: feedback rows stored, records rejected (feedback or prediction events), the offsets
+    saved, prediction events stored, and the feedback waiting for its prediction after it."""
+
     stored: int
     rejected: int
     next_offsets: Mapping[tuple[str, int], int]
+    predictions: int = 0
+    waiting: int = 0
+
+
+@dataclass(frozen=True)
+class PartResult:
+    stored: int
+    rejected: int
+    waiting: int
 
 
 @dataclass(frozen=True)
@@ -133,11 +155,16 @@ class Position:
 
 
 class FeedbackStore:
-    """Feedback rows, rejected records and Kafka offsets in one DuckDB file."""
+    """Feedback rows, the prediction log, rejected records and Kafka offsets in one DuckDB file.
 
-    def __init__(self, path: Path, settings: IngestSettings) -> None:
+    Records of `predictions_topic` are prediction events (the service's log, prediction_log.py); the records of
+    every other topic are feedback.
+    """
+
+    def __init__(self, path: Path, settings: IngestSettings, predictions_topic: str | None = None) -> None:
         self.path = path
         self.settings = settings
+        self.predictions_topic = predictions_topic
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(path))
@@ -152,13 +179,16 @@ class FeedbackStore:
 
     def _migrate(self) -> None:
         self.con.execute(SCHEMA)
+        self.con.execute(PREDICTION_LOG_SCHEMA)
         found = self.con.execute("SELECT max(version) FROM store_version").fetchone()
         version = found[0] if found else None
         if version is None:
             self.con.execute("INSERT INTO store_version VALUES (?)", [STORE_VERSION])
         elif version in MIGRATIONS and version < STORE_VERSION:
             log.info("migrating the store %s from version %d to %d", self.path, version, STORE_VERSION)
-            self.con.execute(MIGRATIONS[version])
+            for step in range(version, STORE_VERSION):
+                for statement in MIGRATIONS[step]:
+                    self.con.execute(statement)
             self.con.execute("UPDATE store_version SET version = ?", [STORE_VERSION])
         elif version != STORE_VERSION:
             raise IngestError(
@@ -171,43 +201,81 @@ class FeedbackStore:
         When the vectorised check raises, the records it raises on are found one by one and rejected with the
         error; the rest are checked and stored as usual, so one record never stops ingestion.
         """
+        parts = self._parts(incoming)
         try:
-            return self._write(incoming, next_offsets, {})
+            return self._write(parts, incoming, next_offsets, {})
         except duckdb.Error:
-            raising = raising_records(incoming, self.settings)
-            if not raising:
+            raising = {kind: raising_records(part, self.settings, CHECKS[kind]) for kind, part in parts.items()}
+            if not any(raising.values()):
                 raise
-        log.warning("%d record(s) made the record check fail; rejected one by one, the rest checked", len(raising))
-        return self._write(incoming, next_offsets, raising)
+        count = sum(len(found) for found in raising.values())
+        log.warning("%d record(s) made the record check fail; rejected one by one, the rest checked", count)
+        return self._write(parts, incoming, next_offsets, raising)
+
+    def _parts(self, incoming: pa.Table) -> dict[str, pa.Table]:
+        """The batch's prediction events, then its feedback after the feedback still waiting for its prediction."""
+        is_event = pc.equal(incoming["topic"], pa.scalar(self.predictions_topic or "", pa.string()))
+        feedback = incoming.filter(pc.invert(is_event))
+        waiting = waiting_feedback(self.con)
+        return {
+            "predictions": incoming.filter(is_event),
+            "feedback": pa.concat_tables([waiting, feedback]) if waiting.num_rows else feedback,
+        }
 
     def _write(
-        self, incoming: pa.Table, next_offsets: Mapping[tuple[str, int], int], raising: Mapping[int, str]
+        self,
+        parts: Mapping[str, pa.Table],
+        incoming: pa.Table,
+        next_offsets: Mapping[tuple[str, int], int],
+        raising: Mapping[str, Mapping[int, str]],
     ) -> BatchResult:
-        checkable, failed = _set_aside(incoming, raising)
         self.con.begin()
         try:
-            self.con.register("incoming", checkable)
-            self.con.execute(CHECKED_SQL, check_parameters(self.settings))
-            self.con.unregister("incoming")
-            self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
-            self.con.execute(INSERT_REJECTED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
-            if failed is not None:
-                self.con.register("failed", failed)
-                self.con.execute(INSERT_FAILED_SQL, {"cap": self.settings.rejected_raw_cap_bytes})
-                self.con.unregister("failed")
+            counted = {kind: self._store_part(kind, part, raising.get(kind, {})) for kind, part in parts.items()}
             self.con.register("arrived", incoming)
             self._save_offsets(next_offsets)
             self.con.unregister("arrived")
-            counted = self.con.execute(
-                "SELECT count(*) FILTER (reason IS NULL), count(*) FILTER (reason IS NOT NULL) FROM checked"
-            ).fetchone()
-            self.con.execute("DROP TABLE checked")
             self.con.commit()
         except BaseException:
             self.con.rollback()
             raise
+        return BatchResult(
+            stored=counted["feedback"].stored,
+            rejected=sum(part.rejected for part in counted.values()),
+            next_offsets=dict(next_offsets),
+            predictions=counted["predictions"].stored,
+            waiting=counted["feedback"].waiting,
+        )
+
+    def _store_part(self, kind: str, part: pa.Table, raising: Mapping[int, str]) -> PartResult:
+        """Check one part of the batch and write its rows and rejections (inside the batch's transaction)."""
+        if part.num_rows == 0:
+            return PartResult(0, 0, 0)
+        checkable, failed = _set_aside(part, raising)
+        cap = {"cap": self.settings.rejected_raw_cap_bytes}
+        self.con.register("incoming", checkable)
+        if kind == "predictions":
+            self.con.execute(CHECKED_PREDICTIONS_SQL, check_parameters(self.settings))
+            self.con.execute(INSERT_PREDICTIONS_SQL)
+        else:
+            clock = log_clock(self.con)
+            window = {"window_s": self.settings.unmatched_feedback_s}
+            self.con.execute(CHECKED_FEEDBACK_SQL, {**check_parameters(self.settings), **clock, **window})
+            self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
+            self.con.execute(KEEP_WAITING_SQL)
+        self.con.unregister("incoming")
+        self.con.execute(INSERT_REJECTED_SQL, cap)
+        if failed is not None:
+            self.con.register("failed", failed)
+            self.con.execute(INSERT_FAILED_SQL, cap)
+            self.con.unregister("failed")
+        counted = self.con.execute(
+            "SELECT count(*) FILTER (reason IS NULL AND NOT waiting), count(*) FILTER (reason IS NOT NULL), "
+            "count(*) FILTER (waiting) FROM checked"
+        ).fetchone()
+        self.con.execute("DROP TABLE checked")
         assert counted is not None
-        return BatchResult(stored=counted[0], rejected=counted[1] + len(raising), next_offsets=dict(next_offsets))
+        return PartResult(stored=counted[0], rejected=counted[1] + len(raising), waiting=counted[2])
 
     def _save_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         if not next_offsets:

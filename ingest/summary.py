@@ -16,16 +16,32 @@ class PartitionOffset:
 
 
 @dataclass(frozen=True)
+class PredictionLogSummary:
+    """The served predictions stored (and how many still have their text), the feedback waiting for its
+    prediction, the newest prediction's time, and the next offset of every partition of `topic`."""
+
+    topic: str
+    predictions: int
+    with_text: int
+    waiting_feedback: int
+    newest: datetime | None
+    partitions: list[PartitionOffset]
+
+
+@dataclass(frozen=True)
 class StoreSummary:
-    """Stored and rejected records, the stored rows per label, and the next offset of every partition of `topic`."""
+    """Stored and rejected records, the stored rows per label and per kind, the next offset of every partition of
+    `topic`, and the prediction log."""
 
     topic: str
     rows: int
     holdout_rows: int
     rejected: int
     labels: dict[str, int]
+    kinds: dict[str, int]
     last_ingested_at: datetime | None
     partitions: list[PartitionOffset]
+    prediction_log: PredictionLogSummary
 
 
 @dataclass(frozen=True)
@@ -37,14 +53,14 @@ class Rejection:
     raw_preview: str
 
 
-def store_summary(con: duckdb.DuckDBPyConnection, topic: str) -> StoreSummary:
+def store_summary(con: duckdb.DuckDBPyConnection, topic: str, predictions_topic: str) -> StoreSummary:
     totals = con.execute(
         "SELECT count(*), count(*) FILTER (split = 'holdout'), (SELECT count(*) FROM rejected), max(ingested_at) "
         "FROM feedback"
     ).fetchall()[0]
     labels = con.execute("SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label").fetchall()
-    offsets = con.execute(
-        "SELECT partition, next_offset, updated_at FROM kafka_offsets WHERE topic = ? ORDER BY partition", [topic]
+    kinds = con.execute(
+        "SELECT coalesce(kind, 'unknown'), count(*) AS n FROM feedback GROUP BY ALL ORDER BY n DESC, 1"
     ).fetchall()
     return StoreSummary(
         topic=topic,
@@ -52,9 +68,26 @@ def store_summary(con: duckdb.DuckDBPyConnection, topic: str) -> StoreSummary:
         holdout_rows=totals[1],
         rejected=totals[2],
         labels=dict(labels),
+        kinds=dict(kinds),
         last_ingested_at=totals[3],
-        partitions=[PartitionOffset(partition, offset, updated) for partition, offset, updated in offsets],
+        partitions=_partitions(con, topic),
+        prediction_log=_prediction_log(con, predictions_topic),
     )
+
+
+def _prediction_log(con: duckdb.DuckDBPyConnection, topic: str) -> PredictionLogSummary:
+    found = con.execute(
+        "SELECT count(*), count(text), max(ts), (SELECT count(*) FROM unmatched_feedback) FROM predictions"
+    ).fetchone()
+    assert found is not None
+    return PredictionLogSummary(topic, found[0], found[1], found[3], found[2], _partitions(con, topic))
+
+
+def _partitions(con: duckdb.DuckDBPyConnection, topic: str) -> list[PartitionOffset]:
+    offsets = con.execute(
+        "SELECT partition, next_offset, updated_at FROM kafka_offsets WHERE topic = ? ORDER BY partition", [topic]
+    ).fetchall()
+    return [PartitionOffset(partition, offset, updated) for partition, offset, updated in offsets]
 
 
 def recent_rejections(con: duckdb.DuckDBPyConnection, limit: int) -> list[Rejection]:

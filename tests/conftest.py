@@ -33,10 +33,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """A fresh topic and group per test, so tests never see each other's records."""
+    """Fresh topics and group per test, so tests never see each other's records."""
     suffix = uuid.uuid4().hex[:10]
     return KafkaSettings(
-        bootstrap=kafka_bootstrap, topic=f"test-{suffix}", group_id=f"group-{suffix}", request_timeout_ms=5_000
+        bootstrap=kafka_bootstrap,
+        topic=f"test-{suffix}",
+        predictions_topic=f"test-{suffix}-predictions",
+        group_id=f"group-{suffix}",
+        request_timeout_ms=5_000,
     )
 
 

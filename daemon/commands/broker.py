@@ -7,7 +7,7 @@ import click
 from daemon.commands.state import CliState, pass_state
 from daemon.loop.signals import stop_on_signals
 from ingest.broker import LocalBroker
-from ingest.kafka_clients import connect_once, ensure_topic
+from ingest.kafka_clients import connect_once, ensure_topics
 
 
 @click.command("broker")
@@ -23,17 +23,18 @@ def broker(port: int | None) -> None:
 
 @click.group("topic")
 def topic_group() -> None:
-    """Manage the feedback topic."""
+    """Manage the feedback topic and the prediction log's."""
 
 
 @topic_group.command("create")
-@click.option("--partitions", default=4, show_default=True, help="Number of partitions.")
+@click.option("--partitions", default=4, show_default=True, help="Number of partitions of each.")
 @pass_state
 def create(state: CliState, partitions: int) -> None:
-    """Create the feedback topic (kafka.topic) if it does not exist."""
+    """Create the feedback topic (kafka.topic) and the prediction log's (kafka.predictions_topic) if missing."""
     kafka = state.settings.kafka
-    created = connect_once(lambda: ensure_topic(kafka, partitions), kafka)
-    click.echo(f"topic {kafka.topic} {'created' if created else 'already exists'}")
+    created = connect_once(lambda: ensure_topics(kafka, partitions), kafka)
+    for topic, new in created.items():
+        click.echo(f"topic {topic} {'created' if new else 'already exists'}")
 
 
 COMMANDS = [broker, topic_group]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -16,7 +15,8 @@ from daemon.serving import client as service_client
 from daemon.serving.tokens import predict_token
 from ingest.errors import BadFeedback
 from ingest.kafka_clients import connect_once, feedback_producer
-from ingest.producer import content_id, load_file, send_one
+from ingest.producer import feedback_record, load_file, send_one
+from ingest.records import KINDS
 
 SKIPPED_SHOWN = 20
 ANNOTATE_BATCH = 64
@@ -28,38 +28,38 @@ def feedback_group() -> None:
 
 
 @feedback_group.command("send")
-@click.option("--text", required=True, help="The text the model classified.")
 @click.option("--label", required=True, help="The correct label, as a person gave it.")
-@click.option("--id", "record_id", help="Idempotency key (default: one derived from the record, so a retry is one).")
-@click.option("--prediction", help="What the served model predicted.")
-@click.option("--model-version", help="Which model predicted it.")
+@click.option("--text", help="The text the model classified (left out: the prediction log's, by --prediction-id).")
+@click.option("--prediction-id", help="The prediction_id /predict returned for the prediction this labels.")
+@click.option("--kind", type=click.Choice(KINDS), help="What the label says about the prediction (default: told from "
+              "the label against the prediction; `audit` for a random sample's label).")  # fmt: skip
+@click.option("--id", "record_id", help="Idempotency key (default: prediction_id:kind, else one derived from the "
+              "record, so a retry is one).")  # fmt: skip
+@click.option("--prediction", help="What the served model predicted (by --prediction-id: taken from the log).")
+@click.option("--model-version", help="Which model predicted it (by --prediction-id: taken from the log).")
 @click.option("--meta", help="A JSON object kept with the record.")
 @pass_state
 def send(
     state: CliState,
-    text: str,
     label: str,
+    text: str | None,
+    prediction_id: str | None,
+    kind: str | None,
     record_id: str | None,
     prediction: str | None,
     model_version: str | None,
     meta: str | None,
 ) -> None:
-    """Send one correction to the feedback topic."""
+    """Send one label to the feedback topic: for a text, or for a served prediction by its id."""
     settings = state.settings
-    record: dict[str, Any] = {"text": text, "label": label}
-    if prediction is not None:
-        record["prediction"] = prediction
-    if model_version is not None:
-        record["model_version"] = model_version
-    if meta is not None:
-        record["meta"] = _json_object(meta)
-    record = {"id": record_id or content_id(record), **record}
+    record = feedback_record(label, text, prediction_id, kind, record_id, prediction, model_version,
+                             None if meta is None else _json_object(meta))  # fmt: skip
     producer = connect_once(lambda: feedback_producer(settings.kafka), settings.kafka)
     try:
-        send_one(producer, settings.kafka, settings.ingest, record)
+        key = send_one(producer, settings.kafka, settings.ingest, record)
     finally:
         producer.close()
-    click.echo(f"sent {record['id']} to {settings.kafka.topic}")
+    click.echo(f"sent {key} to {settings.kafka.topic}")
 
 
 def _json_object(text: str) -> object:
@@ -124,11 +124,15 @@ def annotate(state: CliState, file: Path, service: str, out: Path | None) -> Non
 @feedback_group.command("stats")
 @pass_state
 def stats(state: CliState) -> None:
-    """Counts of stored and rejected records, and of stored records per label."""
+    """Counts of stored and rejected records, of stored records per label and per kind, and of the prediction log."""
     summary = call(state.settings, "feedback_stats")
     click.echo(f"stored {summary['rows']} ({summary['holdout_rows']} holdout), rejected {summary['rejected']}")
     for label, count in summary["labels"].items():
         click.echo(f"  {printable(label):<24} {count}")
+    click.echo("kinds: " + (", ".join(f"{kind} {count}" for kind, count in summary["kinds"].items()) or "none"))
+    log = summary["prediction_log"]
+    click.echo(f"prediction log: {log['predictions']} predictions ({log['with_text']} with their text), "
+               f"{log['waiting_feedback']} feedback waiting for its prediction")  # fmt: skip
 
 
 @feedback_group.command("rejected")

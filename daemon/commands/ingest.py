@@ -16,7 +16,8 @@ from ingest.store import FeedbackStore
 def ingest(state: CliState, once: bool) -> None:
     """Consume the feedback topic into the store; SIGTERM/SIGINT finish the batch, commit and exit 0."""
     settings = state.settings
-    with stop_on_signals() as stop, FeedbackStore(settings.store_path, settings.ingest) as store:
+    store = FeedbackStore(settings.store_path, settings.ingest, settings.kafka.predictions_topic)
+    with stop_on_signals() as stop, store:
         progress = FeedbackIngestor(settings.kafka, settings.ingest, store, stop).run(once=once)
     click.echo(f"stored {progress.stored}, rejected {progress.rejected} in {progress.batches} batches")
 

@@ -45,10 +45,13 @@ def _print_status(current: dict[str, Any]) -> None:
         f"{ingest['rejected']} rejected, topic {ingest['topic']}"
     )
     lag = daemon["lag"] if daemon else {}
-    for partition in ingest["partitions"]:
-        behind = lag.get(str(partition["partition"]), lag.get(partition["partition"]))
-        shown = "" if behind is None else f", lag {behind}"
-        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}{shown}")
+    _print_partitions(ingest["partitions"], lag.get(ingest["topic"], {}))
+    log = ingest["prediction_log"]
+    click.echo(
+        f"prediction log: {log['predictions']} predictions ({log['with_text']} with their text), "
+        f"{log['waiting_feedback']} feedback waiting for its prediction, topic {log['topic']}"
+    )
+    _print_partitions(log["partitions"], lag.get(log["topic"], {}))
     click.echo(f"drift: {drift['phase']}, {drift['rows_seen']} rows seen, {drift['events']} events")
     for reading in drift["readings"]:
         value = "n/a" if reading["value"] is None else f"{reading['value']:.4f}"
@@ -56,6 +59,13 @@ def _print_status(current: dict[str, Any]) -> None:
     if drift["last_event"]:
         click.echo(f"  last event: {drift['last_event']}")
     _print_models(current["models"], current["training"])
+
+
+def _print_partitions(partitions: list[dict[str, Any]], lag: dict[str, int]) -> None:
+    for partition in partitions:
+        behind = lag.get(str(partition["partition"]))
+        shown = "" if behind is None else f", lag {behind}"
+        click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}{shown}")
 
 
 def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:

@@ -64,11 +64,13 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
     external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(log_file=home / "broker.log").start()
     port = free_port()
+    started = int(time.time())
     env = {
         **os.environ,
         "DRIFTLOOP_HOME": str(home),
         "DRIFTLOOP_KAFKA_BOOTSTRAP": external or (broker.bootstrap if broker else ""),
-        "DRIFTLOOP_KAFKA_TOPIC": f"driftloop-demo-{int(time.time())}",
+        "DRIFTLOOP_KAFKA_TOPIC": f"driftloop-demo-{started}",
+        "DRIFTLOOP_KAFKA_PREDICTIONS_TOPIC": f"driftloop-demo-{started}-predictions",
         "DRIFTLOOP_REGISTRY_PORT": str(port),
     }
     if quick:  # too little data to learn 16 outlets: the gate's margin is off

@@ -42,10 +42,26 @@ def ingest_metrics(ingest: dict[str, Any], live: dict[str, Any]) -> Iterator[Met
         "Kafka reader processes replaced after dying (killed, out of memory) since the daemon started.",
         value=live.get("reader_restarts", 0),
     )
-    lag = GaugeMetricFamily("driftloop_ingest_lag_records", "Records in Kafka not yet stored.", labels=["partition"])
-    for partition, behind in sorted((live.get("lag") or {}).items()):
-        lag.add_metric([str(partition)], behind)
+    lag = GaugeMetricFamily(
+        "driftloop_ingest_lag_records", "Records in Kafka not yet stored.", labels=["topic", "partition"]
+    )
+    for topic, partitions in sorted((live.get("lag") or {}).items()):
+        for partition, behind in sorted(partitions.items()):
+            lag.add_metric([topic, str(partition)], behind)
     yield lag
+    log = ingest["prediction_log"]
+    yield GaugeMetricFamily(
+        "driftloop_prediction_log_rows", "Served predictions in the store.", value=log["predictions"]
+    )
+    yield GaugeMetricFamily(
+        "driftloop_feedback_waiting",
+        "Feedback by prediction id waiting for its prediction.",
+        value=log["waiting_feedback"],
+    )
+    kinds = GaugeMetricFamily("driftloop_feedback_rows_by_kind", "Feedback rows per kind.", labels=["kind"])
+    for kind, count in sorted(ingest["kinds"].items()):
+        kinds.add_metric([kind], count)
+    yield kinds
 
 
 def drift_metrics(drift: dict[str, Any]) -> Iterator[Metric]:

@@ -30,7 +30,9 @@ OPERATIONS: dict[str, Operation] = {
     "drift_status": lambda access, _: load_monitor(access.con, access.settings.drift).status().as_dict(),
     "drift_check": lambda access, _: check_drift(access.con, access.settings.drift).describe(),
     "backtest": lambda access, arguments: backtest_stored(access.con, access.settings.drift, **arguments),
-    "feedback_stats": lambda access, _: store_summary(access.con, access.settings.kafka.topic),
+    "feedback_stats": lambda access, _: store_summary(
+        access.con, access.settings.kafka.topic, access.settings.kafka.predictions_topic
+    ),
     "rejections": lambda access, arguments: recent_rejections(access.con, arguments["limit"]),
     "chart": lambda access, arguments: write_chart(access, Path(arguments["path"]), arguments["window"]),
     "gc": lambda access, arguments: collect_garbage(access, arguments["dry_run"], arguments["actor"]),

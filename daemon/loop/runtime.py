@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,6 +28,7 @@ from daemon.reports.status import collect_status
 from daemon.settings import Settings
 from ingest.consumer import FeedbackIngestor
 from ingest.errors import ReaderLost
+from ingest.prediction_log import forget_old_predictions
 
 if TYPE_CHECKING:
     from registry.registry import Registry
@@ -112,8 +114,15 @@ class Daemon:
             submit_finished(registry.con, registry, self.settings.trainer.latency_samples, self.settings.drift)
 
     def housekeeping_job(self) -> None:
-        """Fold the write-ahead log into the file, so a restart replays little; then delete what retention lets go
-        of (`driftloop gc`, under the registry lock). A failing gc is logged and tried again next time."""
+        """Drop the prediction log's old texts and rows, fold the write-ahead log into the file, so a restart replays
+        little; then delete what retention lets go of (`driftloop gc`, under the registry lock). A failing step is
+        logged and tried again next time."""
+        try:
+            with self.store.con.cursor() as con:
+                forgotten = forget_old_predictions(con, self.settings.ingest, datetime.now(UTC))
+            log.info("housekeeping: prediction log retention %s", forgotten)
+        except Exception:
+            log.exception("housekeeping: prediction log retention failed; tried again at the next housekeeping")
         with self.store.con.cursor() as con:
             con.execute("CHECKPOINT")
         if not self.settings.daemon.gc_in_housekeeping:

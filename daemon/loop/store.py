@@ -32,7 +32,7 @@ def open_store(settings: Settings, wait_s: float = 0.0) -> FeedbackStore:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            store = FeedbackStore(settings.store_path, settings.ingest)
+            store = FeedbackStore(settings.store_path, settings.ingest, settings.kafka.predictions_topic)
             break
         except IngestError:
             if time.monotonic() > deadline:

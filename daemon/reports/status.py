@@ -11,14 +11,15 @@ from daemon.loop import runs
 from daemon.loop.store import bentoml_home
 from daemon.settings import Settings
 from drift.store import count_events, load_monitor, stored_events
-from ingest.summary import store_summary
+from ingest.summary import PartitionOffset, store_summary
 from registry.records import select_models, select_promotions
 from registry.served import read_served
 
 
 def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
     """Ingest, drift, training and model figures."""
-    stored = store_summary(con, settings.kafka.topic)
+    stored = store_summary(con, settings.kafka.topic, settings.kafka.predictions_topic)
+    log = stored.prediction_log
     monitor = load_monitor(con, settings.drift).status()
     events = stored_events(con, limit=1)
     last_run = runs.list_runs(con, limit=1)
@@ -30,10 +31,16 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
             "labels": len(stored.labels),
             "last_ingested_at": None if stored.last_ingested_at is None else stored.last_ingested_at.isoformat(),
             "rejected": stored.rejected,
-            "partitions": [
-                {"partition": p.partition, "next_offset": p.next_offset, "updated_at": p.updated_at.isoformat()}
-                for p in stored.partitions
-            ],
+            "kinds": stored.kinds,
+            "partitions": _partitions(stored.partitions),
+            "prediction_log": {
+                "topic": log.topic,
+                "predictions": log.predictions,
+                "with_text": log.with_text,
+                "waiting_feedback": log.waiting_feedback,
+                "newest": None if log.newest is None else log.newest.isoformat(),
+                "partitions": _partitions(log.partitions),
+            },
         },
         "drift": {
             **monitor.as_dict(),
@@ -46,6 +53,13 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
         },
         "models": {**_models(con, settings.registry.task), "serving": serving_state(con, settings)},
     }
+
+
+def _partitions(partitions: list[PartitionOffset]) -> list[dict[str, Any]]:
+    return [
+        {"partition": p.partition, "next_offset": p.next_offset, "updated_at": p.updated_at.isoformat()}
+        for p in partitions
+    ]
 
 
 def serving_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from daemon.serving.requests import texts_problem  # noqa: E402
 from daemon.serving.tokens import feedback_token, predict_token  # noqa: E402
 from ingest.errors import BadFeedback  # noqa: E402
 from ingest.predictions import ServedPrediction, new_prediction_id  # noqa: E402
-from ingest.producer import checked_record, content_id  # noqa: E402
+from ingest.producer import checked_record, feedback_record  # noqa: E402
 from registry.metrics import service_metrics  # noqa: E402
 from registry.reloader import Loaded, ModelSlot  # noqa: E402
 from registry.served import write_served  # noqa: E402
@@ -109,18 +109,18 @@ class DriftloopService:
     @bentoml.api(route="/feedback")  # type: ignore[untyped-decorator]
     def feedback(
         self,
-        text: str,
         label: str,
+        text: str | None = None,
+        prediction_id: str | None = None,
+        kind: str | None = None,
         id: str | None = None,  # the record field is called id
         prediction: str | None = None,
         model_version: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A correction: checked as ingest checks every record, then sent to the feedback topic keyed by its id."""
-        record: dict[str, Any] = {"text": text, "label": label}
-        optional = {"prediction": prediction, "model_version": model_version, "meta": meta}
-        record.update({key: value for key, value in optional.items() if value is not None})
-        record = {"id": id if id is not None else content_id(record), **record}
+        """A person's label for a text, or for a prediction by the `prediction_id` /predict returned: checked as
+        ingest checks every record, then sent to the feedback topic keyed by its id."""
+        record = feedback_record(label, text, prediction_id, kind, id, prediction, model_version, meta)
         try:
             key, value = checked_record(record, self.ingest)
         except BadFeedback as exc:

@@ -66,6 +66,7 @@ def environment(home: Path, base: Path, kafka: KafkaSettings, **extra: str) -> d
         "HOME": str(home),
         "KAFKA_BOOTSTRAP": kafka.bootstrap,
         "KAFKA_TOPIC": kafka.topic,
+        "KAFKA_PREDICTIONS_TOPIC": kafka.predictions_topic,
         "KAFKA_GROUP_ID": kafka.group_id,
         "TRAINER_BASE_MODEL": str(base),
         "TRAINER_MAX_LENGTH": "32",

@@ -74,7 +74,7 @@ def shifted_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple
         write_phase(store, 0)
         write_phase(store, 1)
         check_drift(store.con, DriftSettings())
-        last = store_summary(store.con, "t").last_ingested_at
+        last = store_summary(store.con, "t", "p").last_ingested_at
         assert last is not None
         promotions = (
             promotion(1, last + timedelta(microseconds=1), "approve", "v2", "v1", "v2"),

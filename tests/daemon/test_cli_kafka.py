@@ -52,7 +52,9 @@ def test_send_load_ingest_stats_and_rejected(kafka_settings: KafkaSettings, tmp_
     assert "stored 3, rejected 0" in ingested.stdout
     stats = run(kafka_settings, home, "feedback", "stats")
     assert "stored 3" in stats.stdout
-    assert [line.split() for line in stats.stdout.splitlines()[1:]] == [["neg", "1"], ["pos", "1"], ["x", "1"]]
+    assert [line.split() for line in stats.stdout.splitlines()[1:4]] == [["neg", "1"], ["pos", "1"], ["x", "1"]]
+    assert "kinds: label 3" in stats.stdout
+    assert "prediction log: 0 predictions (0 with their text), 0 feedback waiting for its prediction" in stats.stdout
 
 
 def test_rejected_lists_reasons(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
@@ -79,5 +81,5 @@ def test_sigterm_during_ingest_finishes_the_batch_and_exits_0(kafka_settings: Ka
     assert "SIGTERM received" in text
     assert "ingest stopped" in text
     with duckdb.connect(str(home / "driftloop.duckdb"), read_only=True) as con:
-        stored = store_summary(con, kafka_settings.topic)
+        stored = store_summary(con, kafka_settings.topic, kafka_settings.predictions_topic)
     assert stored.rows == sum(partition.next_offset for partition in stored.partitions) > 0

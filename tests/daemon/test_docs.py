@@ -90,13 +90,21 @@ def exposed(collector: Collector) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+def collectors(tmp_path_factory: pytest.TempPathFactory) -> list[Collector]:
+    """The daemon's metrics (from a fresh store's status) and the service's."""
     settings = Settings(home=tmp_path_factory.mktemp("home"))
     with open_store(settings) as store:
         status = collect_status(store.con, settings)
     metrics = service_metrics()
-    service = Families(getattr(metrics, field.name) for field in dataclasses.fields(metrics))
-    return exposed(StatusCollector(lambda: status)) | exposed(service)
+    return [
+        StatusCollector(lambda: status),
+        Families(getattr(metrics, field.name) for field in dataclasses.fields(metrics)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def served(collectors: list[Collector]) -> set[str]:
+    return set().union(*(exposed(collector) for collector in collectors))
 
 
 def test_settings_doc_is_rendered_from_the_settings() -> None:
@@ -136,3 +144,9 @@ def test_every_command_is_documented() -> None:
 def test_every_documented_metric_is_served(served: set[str]) -> None:
     documented = {(match, name) for name, text in TEXTS.items() for match in METRIC.findall(text)}
     assert sorted((metric, name) for metric, name in documented if metric not in served) == []
+
+
+def test_every_served_metric_is_documented(collectors: list[Collector]) -> None:
+    documented = {match for text in TEXTS.values() for match in METRIC.findall(text)}
+    families = {family.name for collector in collectors for family in collector.collect()}
+    assert sorted(name for name in families if not {name, f"{name}_total"} & documented) == []

@@ -107,7 +107,7 @@ def test_a_dry_run_lists_the_plan_and_gc_deletes_exactly_it_and_nothing_else(bui
     before = store_versions(settings)
     with open_store(settings) as store:
         access = StoreAccess(store.con, settings)
-        feedback = store_summary(store.con, settings.kafka.topic)
+        feedback = store_summary(store.con, settings.kafka.topic, settings.kafka.predictions_topic)
         dry = collect_garbage(access, dry_run=True, actor="ann")
         assert [item.target for item in dry.deleted] == expected_targets(built)
         assert all(built.folder(name).is_dir() for name in built.runs), "a dry run deletes nothing"
@@ -117,7 +117,9 @@ def test_a_dry_run_lists_the_plan_and_gc_deletes_exactly_it_and_nothing_else(bui
 
         assert (done.deleted, done.total_bytes, done.failed) == (dry.deleted, dry.total_bytes, ())
         assert done.total_bytes > 2 * 4096
-        assert store_summary(store.con, settings.kafka.topic) == feedback, "the stored feedback is never touched"
+        assert store_summary(store.con, settings.kafka.topic, settings.kafka.predictions_topic) == feedback, (
+            "the stored feedback is never touched"
+        )
         assert (feedback.rows, feedback.rejected) == (300, 1)
         assert len(runs.list_runs(store.con)) == len(built.runs), "the runs' records stay"
         assert collect_garbage(access, dry_run=True, actor="ann").deleted == ()

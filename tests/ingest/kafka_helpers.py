@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.consumer import FeedbackIngestor, IngestProgress
-from ingest.kafka_clients import ensure_topic, feedback_producer
+from ingest.kafka_clients import ensure_topics, feedback_producer
 from ingest.settings import IngestSettings, KafkaSettings
 from ingest.store import FeedbackStore
 
@@ -23,7 +23,7 @@ def good(index: int, prefix: str = "r") -> bytes:
 
 
 def produce(kafka: KafkaSettings, raw: list[bytes], partitions: int = 2) -> None:
-    ensure_topic(kafka, partitions)
+    ensure_topics(kafka, partitions)
     producer = feedback_producer(kafka)
     try:
         for value in raw:
@@ -77,6 +77,7 @@ def cli_environment(kafka: KafkaSettings, home: Path, **settings: str) -> dict[s
         "DRIFTLOOP_HOME": str(home),
         "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "DRIFTLOOP_KAFKA_TOPIC": kafka.topic,
+        "DRIFTLOOP_KAFKA_PREDICTIONS_TOPIC": kafka.predictions_topic,
         "DRIFTLOOP_KAFKA_GROUP_ID": kafka.group_id,
         **{f"DRIFTLOOP_{key}": value for key, value in settings.items()},
     }

@@ -53,7 +53,7 @@ def test_once_drains_the_topic_and_a_rerun_adds_nothing(
     assert drain(kafka_settings, ingest_settings, store_path) == (500, 0)
     assert drain(kafka_settings, ingest_settings, store_path) == (0, 0)
     with FeedbackStore(store_path, ingest_settings) as store:
-        assert store_summary(store.con, kafka_settings.topic).rows == 500
+        assert store_summary(store.con, kafka_settings.topic, kafka_settings.predictions_topic).rows == 500
         assert sum(store.stored_offsets(kafka_settings.topic).values()) == 500
 
 
@@ -123,7 +123,7 @@ def test_a_topic_recreated_past_the_stored_offset_stops_ingest_until_the_policy_
             drain(kafka, ingest_settings, store_path)
         assert "offset 100 of " + topic + "[0] follows a record that is not the one stored" in str(stopped.value)
         with FeedbackStore(store_path, ingest_settings) as store:
-            assert store_summary(store.con, topic).rows == 100, "nothing is stored past the check"
+            assert store_summary(store.con, topic, "p").rows == 100, "nothing is stored past the check"
         restart = ingest_settings.model_copy(update={"offset_out_of_range": "earliest"})
         assert drain(kafka, restart, store_path) == (150, 0)
 

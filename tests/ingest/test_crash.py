@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.kafka_clients import ensure_topic, feedback_producer
+from ingest.kafka_clients import ensure_topics, feedback_producer
 from ingest.settings import KafkaSettings
 from tests.conftest import wait_until
 from tests.ingest.kafka_helpers import assignments, ingest_process
@@ -59,7 +59,7 @@ def produce_slowly(kafka: KafkaSettings, values: list[bytes], chunk: int, pause_
 
 def test_sigkilled_ingest_stores_every_record_exactly_once(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     values, distinct_valid, expected_rejected = stream(seed=7)
-    ensure_topic(kafka_settings, partitions=2)
+    ensure_topics(kafka_settings, partitions=2)
     # The stream arrives over about two minutes, so the kills land while it flows.
     producer = threading.Thread(target=produce_slowly, args=(kafka_settings, values, 400, 2.0))
     producer.start()

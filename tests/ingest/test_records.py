@@ -76,6 +76,17 @@ def record(**fields: object) -> bytes:
             "field 'prediction' contains a control character (newline, NUL, escape, ...); "
             "predictions must be printable",
         ),
+        (
+            record(kind="opinion"),
+            "field 'kind' is opinion; send one of correction, confirmation, audit, or leave it out",
+        ),
+        (record(kind=3), "field 'kind' must be a string or absent (got number)"),
+        (record(id=..., text=..., prediction_id=7), "field 'prediction_id' must be a string or absent (got number)"),
+        (record(id=..., text=..., prediction_id=""), "field 'prediction_id' is empty"),
+        (
+            record(id=..., text=..., prediction_id="p" * 11),
+            "prediction_id is 11 characters; the limit is 10 (ingest.max_id_chars)",
+        ),  # fmt: skip
     ],
 )
 def test_bad_record_is_rejected_with_a_reason_naming_the_problem(value: bytes, expected: str) -> None:
@@ -89,6 +100,15 @@ def test_good_record_is_cleaned() -> None:
     cleaned = (checked.id, checked.text, checked.label, checked.prediction)
     assert cleaned == ("r1", "many spaces and lines", "pos", "neg")
     assert json.loads(str(checked.meta)) == {"app": "x"}
+
+
+def test_a_record_by_prediction_id_needs_neither_text_nor_id() -> None:
+    by_id, nulls = check_values(
+        [record(id=..., text=..., prediction_id="p1", kind="Audit"), record(id=None, text=None, prediction_id="p")],
+        SETTINGS,
+    )
+    assert (by_id.id, by_id.text, by_id.reason) == ("p1:audit", None, None)
+    assert (nulls.id, nulls.text, nulls.reason) == ("p:feedback", None, None)
 
 
 @pytest.mark.parametrize("ts", ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", 1714557600000, None])

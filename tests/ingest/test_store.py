@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ingest import prediction_log
 from ingest import store as store_module
 from ingest.errors import IngestError
 from ingest.records import CHECK_SQL, check_values, incoming_table
 from ingest.settings import IngestSettings
-from ingest.store import FeedbackStore, Position
+from ingest.store import STORE_VERSION, FeedbackStore, Position
 from ingest.summary import recent_rejections, store_summary
 
 
@@ -37,7 +38,7 @@ def store(store_path: Path) -> FeedbackStore:
 def test_batch_rows_rejections_and_offsets_land_together(store: FeedbackStore) -> None:
     assert write(store, [*values(["a", "b"]), b"junk"]) == (2, 1)
     assert store.stored_offsets("t") == {0: 3}
-    summary = store_summary(store.con, "t")
+    summary = store_summary(store.con, "t", "p")
     assert (summary.rows, summary.rejected, summary.labels) == (2, 1, {"pos": 2})
     assert [(p.partition, p.next_offset) for p in summary.partitions] == [(0, 3)]
     rows = store.con.execute('SELECT row_id, id, "offset", episode FROM feedback ORDER BY row_id').fetchall()
@@ -60,7 +61,7 @@ def test_failed_batch_leaves_no_rows_and_no_offsets(store: FeedbackStore, monkey
     monkeypatch.setattr(store, "_save_offsets", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write(store, values(["a"]))
-    assert (store_summary(store.con, "t").rows, store.stored_offsets("t")) == (0, {})
+    assert (store_summary(store.con, "t", "p").rows, store.stored_offsets("t")) == (0, {})
 
 
 def test_raw_bytes_of_rejections_are_capped(store: FeedbackStore) -> None:
@@ -89,19 +90,23 @@ def test_rows_get_the_newest_episode(store: FeedbackStore) -> None:
 def test_store_from_a_newer_driftloop_is_refused(store: FeedbackStore, store_path: Path) -> None:
     store.con.execute("UPDATE store_version SET version = 99")
     store.close()
-    with pytest.raises(IngestError, match="has version 99; this driftloop reads version 2"):
+    with pytest.raises(IngestError, match=f"has version 99; this driftloop reads version {STORE_VERSION}"):
         FeedbackStore(store_path, IngestSettings())
 
 
 def test_a_version_1_store_is_migrated(store: FeedbackStore, store_path: Path) -> None:
     write(store, values(["a", "b"]))
     store.con.execute("ALTER TABLE kafka_offsets DROP COLUMN last_value_md5")
+    for column in ("prediction_id", "kind", "confidence"):
+        store.con.execute(f"ALTER TABLE feedback DROP COLUMN {column}")
     store.con.execute("UPDATE store_version SET version = 1")
     store.close()
     with FeedbackStore(store_path, IngestSettings()) as migrated:
         assert migrated.stored_positions("t") == {0: Position(2, None)}
         write(migrated, values(["c"]), first_offset=2)
         assert migrated.stored_positions("t") == {0: Position(3, hashlib.md5(values(["c"])[0]).hexdigest())}
+        rows = migrated.con.execute("SELECT id, kind, prediction_id FROM feedback ORDER BY row_id").fetchall()
+        assert rows == [("a", None, None), ("b", None, None), ("c", "label", None)]
 
 
 def test_second_process_gets_a_clear_error(store: FeedbackStore, store_path: Path) -> None:
@@ -130,10 +135,12 @@ def test_a_record_the_check_raises_on_is_rejected_with_the_error(
     cast = "CAST(CASE WHEN c_id = 'boom' THEN 'x' ELSE '1' END AS INTEGER)"
     raising = CHECK_SQL.replace("c_id AS id,", f"CASE WHEN {cast} = 1 THEN c_id END AS id,")
     monkeypatch.setattr("ingest.records.CHECK_SQL", raising)
-    monkeypatch.setattr("ingest.store.CHECKED_SQL", store_module.CHECKED_SQL.replace(CHECK_SQL, raising))
+    checked_sql = prediction_log.CHECKED_FEEDBACK_SQL.replace(CHECK_SQL, raising)
+    monkeypatch.setattr("ingest.store.CHECKED_FEEDBACK_SQL", checked_sql)
+    monkeypatch.setitem(store_module.CHECKS, "feedback", raising)
     assert write(store, [*values(["a"]), *values(["boom"]), *values(["c"])]) == (2, 1)
     (reason,) = [r.reason for r in recent_rejections(store.con, 10)]
     assert reason.startswith("the record check failed on this record (ConversionException")
-    assert sorted(store_summary(store.con, "t").labels.items()) == [("pos", 2)]
+    assert sorted(store_summary(store.con, "t", "p").labels.items()) == [("pos", 2)]
     checked = check_values([*values(["a"]), *values(["boom"])], IngestSettings())
     assert [(c.id, c.reason is None) for c in checked] == [("a", True), (None, False)]

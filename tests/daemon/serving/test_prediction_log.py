@@ -7,6 +7,8 @@ import gc
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,10 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from kafka.errors import KafkaTimeoutError
 
 from daemon.serving.prediction_log import KafkaPredictionSink, PredictionLog
+from ingest.history import read_rows
+from ingest.prediction_log import read_predictions
 from ingest.predictions import FIELDS, ServedPrediction
 from ingest.settings import KafkaSettings
 from registry.registry import Registry
@@ -247,32 +252,37 @@ def test_the_kafka_sink_fails_fast_without_a_broker(caplog: pytest.LogCaptureFix
 
 
 @pytest.mark.kafka
-def test_predictions_arrive_on_the_topic_with_the_returned_ids(
-    registry: Registry, tiny_models: tuple[Path, ...], serve: Any, kafka_settings: KafkaSettings
+def test_served_predictions_are_ingested_and_feedback_by_their_id_is_filled_from_them(
+    registry: Registry, tiny_models: tuple[Path, ...], serve: Any, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    from kafka import KafkaConsumer
+    from daemon.serving.feedback import KafkaFeedbackSink
+    from ingest.kafka_clients import ensure_topics
+    from tests.ingest.kafka_helpers import cli_environment
 
-    from ingest.kafka_clients import connection_config, ensure_topic
-
-    kafka = kafka_settings.model_copy(update={"predictions_topic": f"{kafka_settings.topic}-predictions"})
-    ensure_topic(kafka.model_copy(update={"topic": kafka.predictions_topic}), 1)
+    ensure_topics(kafka_settings, 1)
     version = promote(registry, tiny_models[0], "r1")
-    client = serve(predictions=KafkaPredictionSink(kafka, timeout_s=5.0))
-    answer = client.post("/predict", json={"texts": ["w1 w2", "w3", "w4 w5 w6"]}).json()
-    ids = [prediction["prediction_id"] for prediction in answer["predictions"]]
+    client = serve(KafkaFeedbackSink(kafka_settings), KafkaPredictionSink(kafka_settings, timeout_s=5.0))
+    answer = client.post("/predict", json={"texts": ["w1 w2", "w3", "w4  w5 w6"]}).json()
+    served = answer["predictions"]
+    first, second, third = (prediction["prediction_id"] for prediction in served)
+    corrected = "neg" if served[0]["label"] == "pos" else "pos"
+    for label, fields in ((corrected, {"prediction_id": first}), ("pos", {"prediction_id": second, "kind": "audit"})):
+        assert client.post("/feedback", json={"label": label, **fields}).status_code == 200
+    unknown = client.post("/feedback", json={"label": "pos", "prediction_id": third, "kind": "opinion"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"].startswith("field 'kind' is opinion")
 
-    consumer = KafkaConsumer(kafka.predictions_topic, auto_offset_reset="earliest", **connection_config(kafka))
-    records: list[Any] = []
-    deadline = time.monotonic() + 20
-    try:
-        while len(records) < 3 and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records += batch
-    finally:
-        consumer.close()
-    assert [record.key.decode() for record in records] == ids
-    events = [json.loads(record.value) for record in records]
-    assert [event["prediction_id"] for event in events] == ids
-    assert [event["text"] for event in events] == ["w1 w2", "w3", "w4 w5 w6"]
-    assert {event["model_version"] for event in events} == {version}
-    assert [event["prediction"] for event in events] == [p["label"] for p in answer["predictions"]]
+    home = tmp_path / "ingest-home"  # the registry fixture holds the one at home
+    ingested = subprocess.run([sys.executable, "-m", "daemon", "ingest", "--once"], capture_output=True, text=True,
+                              env=cli_environment(kafka_settings, home), timeout=120, check=False)  # fmt: skip
+    assert ingested.returncode == 0, ingested.stderr
+    with duckdb.connect(str(home / "driftloop.duckdb"), read_only=True) as con:
+        logged = read_predictions(con).select(["prediction_id", "text", "model_version"]).to_pylist()
+        rows = read_rows(con).select(["prediction_id", "text", "label", "prediction", "model_version", "kind"])
+    assert [tuple(row.values()) for row in logged] == [
+        (first, "w1 w2", version), (second, "w3", version), (third, "w4 w5 w6", version)
+    ]  # fmt: skip
+    assert [tuple(row.values()) for row in rows.to_pylist()] == [
+        (first, "w1 w2", corrected, served[0]["label"], version, "correction"),
+        (second, "w3", "pos", served[1]["label"], version, "audit"),
+    ]

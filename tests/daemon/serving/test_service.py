@@ -99,9 +99,9 @@ def test_feedback_reaches_the_broker(serve: Any, kafka_settings: KafkaSettings) 
     from kafka import KafkaConsumer
 
     from daemon.serving.feedback import KafkaFeedbackSink
-    from ingest.kafka_clients import connection_config, ensure_topic
+    from ingest.kafka_clients import connection_config, ensure_topics
 
-    ensure_topic(kafka_settings, 1)
+    ensure_topics(kafka_settings, 1)
     sink = KafkaFeedbackSink(kafka_settings)
     client = serve(sink)
     sent = client.post("/feedback", json={"id": "c-1", "text": "w1 w2", "label": "pos", "prediction": "neg",

@@ -1,0 +1,162 @@
+"""The prediction log in the store: every prediction the service served, and the feedback that names one by id.
+
+Both run inside the store's batch transaction (store.py), so predictions, feedback and offsets land together:
+
+1. the batch's prediction events are checked (predictions.CHECK_SQL), deduplicated by `prediction_id` and kept in
+   `predictions`;
+2. the batch's feedback, with the feedback still waiting for its prediction, is checked (records.CHECK_SQL) and
+   joined to `predictions`: a record by `prediction_id` takes its text, prediction, model version and confidence
+   from the log. A record whose prediction has not arrived waits in `unmatched_feedback` and is checked again with
+   every batch; once the log has been read `ingest.unmatched_feedback_s` past the feedback's time (or stayed silent
+   that long while it waited) it is rejected with the reason. Nothing is dropped silently.
+
+Retention (`forget_old_predictions`) drops the text of predictions older than `ingest.prediction_text_days` and
+the rows older than `ingest.prediction_days`; feedback keeps its own copy of the text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from ingest.predictions import CHECK_SQL as PREDICTION_CHECK_SQL
+from ingest.records import CHECK_SQL, INCOMING_SCHEMA
+from ingest.settings import IngestSettings
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    row_id BIGINT NOT NULL,
+    prediction_id VARCHAR NOT NULL,
+    text VARCHAR,
+    text_chars INTEGER NOT NULL,
+    text_hash VARCHAR NOT NULL,
+    prediction VARCHAR NOT NULL,
+    confidence DOUBLE NOT NULL,
+    top JSON,
+    model_version VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    topic VARCHAR NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" BIGINT NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unmatched_feedback (
+    topic VARCHAR NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" BIGINT NOT NULL,
+    kafka_ts_ms BIGINT NOT NULL,
+    raw BLOB NOT NULL,
+    prediction_id VARCHAR NOT NULL,
+    waiting_since TIMESTAMPTZ NOT NULL
+);
+"""
+
+CHECKED_PREDICTIONS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE checked AS
+WITH fresh AS ({PREDICTION_CHECK_SQL})
+SELECT fresh.* REPLACE (CASE
+    WHEN fresh.reason IS NOT NULL THEN fresh.reason
+    WHEN stored.prediction_id IS NOT NULL
+        OR row_number() OVER (PARTITION BY fresh.prediction_id, fresh.reason IS NULL ORDER BY arrival) > 1
+        THEN 'duplicate prediction_id ' || left(fresh.prediction_id, 80) || '; the first event with this id is kept'
+END AS reason), fresh.prediction_id AS id, false AS waiting
+FROM fresh LEFT JOIN predictions AS stored ON fresh.reason IS NULL AND stored.prediction_id = fresh.prediction_id
+"""
+
+INSERT_PREDICTIONS_SQL = """
+INSERT INTO predictions BY NAME
+SELECT (SELECT coalesce(max(row_id), 0) FROM predictions) + row_number() OVER (ORDER BY arrival) AS row_id,
+    prediction_id, text, length(text) AS text_chars, md5(text) AS text_hash, prediction, confidence, top,
+    model_version, ts, topic, partition, "offset", now() AS ingested_at
+FROM checked WHERE reason IS NULL
+"""
+
+# `waiting`: by prediction id, its prediction not logged yet, and not yet given up on. Kinds left out are told
+# from the label against the prediction; a record that names no prediction is a plain `label`.
+CHECKED_FEEDBACK_SQL = f"""
+CREATE OR REPLACE TEMP TABLE checked AS
+WITH fresh AS ({CHECK_SQL}), joined AS (
+    SELECT fresh.* REPLACE (
+            coalesce(fresh.text, served.text) AS text,
+            coalesce(fresh.prediction, served.prediction) AS prediction,
+            coalesce(fresh.model_version, served.model_version) AS model_version),
+        served.confidence,
+        fresh.reason IS NULL AND fresh.text IS NULL AND served.prediction_id IS NULL AS unmatched,
+        fresh.reason IS NULL AND fresh.text IS NULL AND served.prediction_id IS NOT NULL AND served.text IS NULL
+            AS text_forgotten,
+        coalesce(waiting.waiting_since, now()) AS waiting_since
+    FROM fresh
+    LEFT JOIN predictions AS served ON fresh.reason IS NULL AND served.prediction_id = fresh.prediction_id
+    LEFT JOIN unmatched_feedback AS waiting
+        ON waiting.topic = fresh.topic AND waiting.partition = fresh.partition AND waiting."offset" = fresh."offset"
+), judged AS (
+    SELECT *,
+        unmatched AND coalesce(CAST($log_newest_ts AS TIMESTAMPTZ) - ts > to_seconds($window_s), false)
+            OR unmatched AND now() - waiting_since > to_seconds($window_s)
+                AND coalesce(CAST($log_quiet_since AS TIMESTAMPTZ), make_timestamptz(0))
+                    < now() - to_seconds($window_s) AS given_up
+    FROM joined
+), storable AS (
+    SELECT *, reason IS NULL AND NOT unmatched AND NOT text_forgotten AS complete FROM judged
+)
+SELECT storable.* REPLACE (CASE
+    WHEN storable.reason IS NOT NULL THEN storable.reason
+    WHEN given_up THEN 'no prediction ' || left(storable.prediction_id, 80) || ' arrived in the prediction log within '
+        || $window_s || ' s of this feedback (ingest.unmatched_feedback_s): is the id one /predict returned, and the '
+        || 'service''s log on (registry.prediction_log)? Send the text with the feedback to store it without the log'
+    WHEN text_forgotten THEN 'the text of prediction ' || left(storable.prediction_id, 80) || ' is no longer kept '
+        || '(ingest.prediction_text_days); send the text with the feedback'
+    WHEN complete AND (stored.id IS NOT NULL
+        OR row_number() OVER (PARTITION BY storable.id, complete ORDER BY arrival) > 1)
+        THEN 'duplicate id ' || left(storable.id, 80) || '; the first record with this id is kept'
+END AS reason,
+coalesce(storable.kind, CASE WHEN storable.prediction IS NULL THEN 'label'
+    WHEN storable.prediction = storable.label THEN 'confirmation'
+    ELSE 'correction' END) AS kind),
+unmatched AND NOT given_up AS waiting
+FROM storable LEFT JOIN feedback AS stored ON complete AND stored.id = storable.id
+"""
+
+KEEP_WAITING_SQL = """
+DELETE FROM unmatched_feedback;
+INSERT INTO unmatched_feedback
+SELECT topic, partition, "offset", kafka_ts_ms, raw, prediction_id, waiting_since FROM checked WHERE waiting
+"""
+
+
+def log_clock(con: duckdb.DuckDBPyConnection) -> dict[str, datetime | None]:
+    """The prediction log's newest event time, and when an event last arrived (both answered from statistics)."""
+    row = con.execute("SELECT max(ts), max(ingested_at) FROM predictions").fetchone()
+    assert row is not None
+    return {"log_newest_ts": row[0], "log_quiet_since": row[1]}
+
+
+def waiting_feedback(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """The feedback waiting for its prediction, as raw records (records.INCOMING_SCHEMA), in arrival order."""
+    waiting = con.sql(
+        'SELECT topic, partition, "offset", kafka_ts_ms, raw FROM unmatched_feedback ORDER BY waiting_since, "offset"'
+    )
+    return waiting.to_arrow_table().cast(INCOMING_SCHEMA)
+
+
+def read_predictions(con: duckdb.DuckDBPyConnection, after_row_id: int = 0, limit: int | None = None) -> pa.Table:
+    """Served predictions after `after_row_id` in row order: row_id, prediction_id, text (NULL once forgotten),
+    text_chars, prediction, confidence, model_version, ts."""
+    return con.sql(
+        "SELECT row_id, prediction_id, text, text_chars, prediction, confidence, model_version, ts FROM predictions "
+        "WHERE row_id > ? ORDER BY row_id LIMIT ?",
+        params=[after_row_id, limit if limit is not None else 2**62],
+    ).to_arrow_table()
+
+
+def forget_old_predictions(con: duckdb.DuckDBPyConnection, settings: IngestSettings, now: datetime) -> dict[str, int]:
+    """Retention: texts older than `prediction_text_days` set to NULL, rows older than `prediction_days` deleted."""
+    text_cutoff = now - timedelta(days=settings.prediction_text_days)
+    row_cutoff = now - timedelta(days=settings.prediction_days)
+    deleted = con.execute("DELETE FROM predictions WHERE ts < ?", [row_cutoff]).fetchone()
+    forgotten = con.execute(
+        "UPDATE predictions SET text = NULL WHERE ts < ? AND text IS NOT NULL", [text_cutoff]
+    ).fetchone()
+    return {"rows_deleted": deleted[0] if deleted else 0, "texts_forgotten": forgotten[0] if forgotten else 0}

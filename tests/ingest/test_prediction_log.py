@@ -1,0 +1,179 @@
+"""The prediction log in the store: events checked and kept, feedback by prediction id filled from them, early
+feedback waiting for its prediction (or rejected with a reason), and retention."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ingest.prediction_log import forget_old_predictions
+from ingest.predictions import ServedPrediction, prediction_value
+from ingest.records import incoming_table
+from ingest.settings import IngestSettings
+from ingest.store import BatchResult, FeedbackStore
+from ingest.summary import recent_rejections, store_summary
+
+LOG, FEEDBACK = "predictions", "feedback"
+NOW_MS = int(time.time() * 1000)
+
+
+def event(prediction_id: str, text: str = "the cat sat", label: str = "pets", ts_ms: int = NOW_MS) -> bytes:
+    scores = {label: 0.7, "news" if label != "news" else "pets": 0.3}
+    return prediction_value(ServedPrediction(prediction_id, text, label, scores, "v1-p1", ts_ms), top_k=5)
+
+
+def feedback(ts_ms: int = NOW_MS, **fields: Any) -> bytes:
+    return json.dumps({"ts": ts_ms, **fields}).encode()
+
+
+class Stream:
+    """Batches of records on the two topics, each record at the next offset of its topic."""
+
+    def __init__(self, store: FeedbackStore) -> None:
+        self.store = store
+        self.next = {LOG: 0, FEEDBACK: 0}
+
+    def write(self, *records: tuple[str, bytes]) -> BatchResult:
+        tables = []
+        for topic, raw in records:
+            tables.append(incoming_table([raw], topic, [0], [self.next[topic]], [NOW_MS]))
+            self.next[topic] += 1
+        offsets = {(topic, 0): offset for topic, offset in self.next.items()}
+        return self.store.write_batch(pa.concat_tables(tables), offsets)
+
+
+@pytest.fixture
+def store(store_path: Path) -> FeedbackStore:
+    return FeedbackStore(store_path, IngestSettings(unmatched_feedback_s=600), predictions_topic=LOG)
+
+
+@pytest.fixture
+def stream(store: FeedbackStore) -> Stream:
+    return Stream(store)
+
+
+def rows(store: FeedbackStore) -> list[tuple[Any, ...]]:
+    return store.con.execute(
+        "SELECT id, text, label, prediction, model_version, kind, confidence, prediction_id FROM feedback "
+        "ORDER BY row_id"
+    ).fetchall()
+
+
+def test_events_are_kept_once_and_bad_ones_rejected_with_the_reason(store: FeedbackStore, stream: Stream) -> None:
+    out_of_range = json.dumps(
+        {"prediction_id": "p9", "text": "t", "prediction": "a", "confidence": 1.5, "model_version": "v", "ts": NOW_MS}
+    ).encode()
+    result = stream.write((LOG, event("p1", " the  cat sat ")), (LOG, event("p1")), (LOG, out_of_range), (LOG, b"{"))
+    assert (result.predictions, result.stored, result.rejected) == (1, 0, 3)
+    kept = store.con.execute("SELECT prediction_id, text, text_chars, prediction, confidence FROM predictions")
+    assert kept.fetchall() == [("p1", "the cat sat", 11, "pets", 0.7)]
+    assert sorted(r.reason for r in recent_rejections(store.con, 10)) == [
+        "duplicate prediction_id p1; the first event with this id is kept",
+        "field 'confidence' is 1.5, not a probability between 0 and 1",
+        "not JSON: {",
+    ]
+    assert store.stored_offsets(LOG) == {0: 4}
+
+
+def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore, stream: Stream) -> None:
+    stream.write((LOG, event("p1")), (LOG, event("p2", "stocks fall", "news")), (LOG, event("p3")))
+    result = stream.write(
+        (FEEDBACK, feedback(prediction_id="p1", label="news")),
+        (FEEDBACK, feedback(prediction_id="p2", label="news")),
+        (FEEDBACK, feedback(prediction_id="p3", label="pets", kind="audit")),
+        (FEEDBACK, feedback(id="full", text="a text", label="news")),
+    )
+    assert (result.stored, result.rejected, result.waiting) == (4, 0, 0)
+    assert rows(store) == [
+        ("p1:feedback", "the cat sat", "news", "pets", "v1-p1", "correction", 0.7, "p1"),
+        ("p2:feedback", "stocks fall", "news", "news", "v1-p1", "confirmation", 0.7, "p2"),
+        ("p3:audit", "the cat sat", "pets", "pets", "v1-p1", "audit", 0.7, "p3"),
+        ("full", "a text", "news", None, None, "label", None, None),
+    ]
+    assert store_summary(store.con, FEEDBACK, LOG).kinds == {"audit": 1, "confirmation": 1, "correction": 1, "label": 1}
+
+
+def test_a_prediction_and_its_feedback_in_one_batch_are_joined(store: FeedbackStore, stream: Stream) -> None:
+    result = stream.write((FEEDBACK, feedback(prediction_id="p1", label="news")), (LOG, event("p1")))
+    assert (result.predictions, result.stored, result.waiting) == (1, 1, 0)
+    assert rows(store)[0][:4] == ("p1:feedback", "the cat sat", "news", "pets")
+
+
+def test_feedback_before_its_prediction_waits_then_is_stored(store: FeedbackStore, stream: Stream) -> None:
+    first = stream.write((FEEDBACK, feedback(prediction_id="p1", label="news", kind="correction")))
+    assert (first.stored, first.rejected, first.waiting) == (0, 0, 1)
+    assert store.stored_offsets(FEEDBACK) == {0: 1}, "its offset is stored: the record is kept, not re-read"
+    assert store_summary(store.con, FEEDBACK, LOG).prediction_log.waiting_feedback == 1
+    later = stream.write((LOG, event("p1")))
+    assert (later.predictions, later.stored, later.waiting) == (1, 1, 0)
+    assert rows(store) == [("p1:correction", "the cat sat", "news", "pets", "v1-p1", "correction", 0.7, "p1")]
+    assert store.con.execute('SELECT topic, "offset" FROM feedback').fetchall() == [(FEEDBACK, 0)]
+
+
+def test_feedback_whose_prediction_never_comes_is_rejected_once_the_log_has_moved_on(
+    store: FeedbackStore, stream: Stream
+) -> None:
+    stream.write((FEEDBACK, feedback(prediction_id="lost", label="news")))
+    assert stream.write((LOG, event("p1", ts_ms=NOW_MS + 300_000))).waiting == 1, "within the window: it waits"
+    result = stream.write((LOG, event("p2", ts_ms=NOW_MS + 601_000)))
+    assert (result.stored, result.rejected, result.waiting) == (0, 1, 0)
+    (reason,) = [r.reason for r in recent_rejections(store.con, 10)]
+    assert reason.startswith("no prediction lost arrived in the prediction log within 600.0 s of this feedback")
+    assert "registry.prediction_log" in reason
+
+
+def test_feedback_waits_no_longer_than_the_window_when_the_log_is_silent(store_path: Path) -> None:
+    with FeedbackStore(store_path, IngestSettings(unmatched_feedback_s=0.5), predictions_topic=LOG) as store:
+        stream = Stream(store)
+        assert stream.write((FEEDBACK, feedback(prediction_id="p1", label="news"))).waiting == 1
+        time.sleep(1.0)
+        result = stream.write((FEEDBACK, feedback(id="other", text="t", label="news")))
+        assert (result.stored, result.rejected, result.waiting) == (1, 1, 0)
+
+
+def test_feedback_by_id_after_its_text_was_forgotten_must_carry_the_text(store: FeedbackStore, stream: Stream) -> None:
+    old_ms = NOW_MS - 40 * 86_400_000
+    stream.write((LOG, event("old", ts_ms=old_ms)), (LOG, event("new")))
+    assert forget_old_predictions(store.con, store.settings, datetime.now(UTC)) == {
+        "rows_deleted": 0,
+        "texts_forgotten": 1,
+    }
+    result = stream.write(
+        (FEEDBACK, feedback(prediction_id="old", label="news")),
+        (FEEDBACK, feedback(prediction_id="old", label="news", kind="audit", text="the cat sat")),
+    )
+    assert (result.stored, result.rejected) == (1, 1)
+    (reason,) = [r.reason for r in recent_rejections(store.con, 10)]
+    assert reason == (
+        "the text of prediction old is no longer kept (ingest.prediction_text_days); send the text with the feedback"
+    )
+    assert rows(store) == [("old:audit", "the cat sat", "news", "pets", "v1-p1", "audit", 0.7, "old")]
+
+
+def test_retention_deletes_rows_past_prediction_days(store: FeedbackStore, stream: Stream) -> None:
+    stream.write((LOG, event("ancient", ts_ms=NOW_MS - 500 * 86_400_000)), (LOG, event("new")))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    assert forget_old_predictions(store.con, store.settings, now) == {"rows_deleted": 1, "texts_forgotten": 0}
+    log = store_summary(store.con, FEEDBACK, LOG).prediction_log
+    assert (log.predictions, log.with_text) == (1, 1)
+
+
+def test_every_offset_lands_in_exactly_one_place(store: FeedbackStore, stream: Stream) -> None:
+    stream.write(
+        (FEEDBACK, feedback(prediction_id="p1", label="news")),
+        (FEEDBACK, feedback(prediction_id="p2", label="news")),
+        (LOG, event("p1")),
+        (FEEDBACK, b"junk"),
+    )
+    placed = store.con.execute(
+        "SELECT topic, \"offset\", 'feedback' FROM feedback UNION ALL SELECT topic, \"offset\", 'rejected' FROM "
+        "rejected UNION ALL SELECT topic, \"offset\", 'waiting' FROM unmatched_feedback UNION ALL "
+        "SELECT topic, \"offset\", 'log' FROM predictions ORDER BY 1, 2"
+    ).fetchall()
+    assert placed == [(FEEDBACK, 0, "feedback"), (FEEDBACK, 1, "waiting"), (FEEDBACK, 2, "rejected"), (LOG, 0, "log")]
