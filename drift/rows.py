@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from drift.errors import DriftInputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+USER_CHOSEN = ("correction", "confirmation")  # feedback kinds that users chose to send: biased for the error rate
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,11 @@ class FeedbackRows:
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> FeedbackRows:
-        """From a table with columns row_id, text, label, prediction and optionally confidence, distance."""
+        """From a table with columns row_id, text, label, prediction and optionally confidence, distance, kind.
+
+        Rows of kind `correction` or `confirmation` were chosen by users, so their errors say nothing about the
+        error rate: their prediction is dropped (they count for the input signals and the label mix only).
+        """
         missing = {"row_id", "text", "label"} - set(table.column_names)
         if missing:
             raise DriftInputError(f"the rows lack the columns {sorted(missing)}; select them from `feedback`")
@@ -58,6 +64,9 @@ class FeedbackRows:
         prediction = pa.nulls(n, pa.string())
         if "prediction" in table.column_names:
             prediction = table.column("prediction").combine_chunks()
+        if "kind" in table.column_names:
+            chosen = pc.is_in(table.column("kind").combine_chunks(), pa.array(USER_CHOSEN, pa.string()))
+            prediction = pc.if_else(chosen, pa.scalar(None, prediction.type), prediction)
         return cls(
             row_id=np.asarray(table.column("row_id").to_numpy(), dtype=np.int64),
             text=table.column("text").combine_chunks(),

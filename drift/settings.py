@@ -8,9 +8,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DriftSettings(BaseModel):
-    """How drift is detected over the feedback stream and when a drift event is raised."""
+    """Which stream drift is detected over, how, and when a drift event is raised."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stream: Literal["served", "feedback"] = Field(
+        "served",
+        description="What the monitor watches: `served`, every prediction in the prediction log, with the labels "
+        "people sent for it (a correction, or an audit label) joined by prediction id; `feedback`, the stored "
+        "feedback rows, for a deployment without the prediction log.",
+    )
+    served_label_wait_s: float = Field(
+        30.0,
+        ge=0.0,
+        description="`served`: a prediction is watched once it is this old, so the correction or audit label sent "
+        "soon after it is seen with it.",
+    )
 
     warmup_rows: int = Field(
         2_000,

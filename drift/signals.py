@@ -35,6 +35,30 @@ SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec("ngram", "up", False, "Jensen-Shannon divergence of character trigrams, bits"),
 )
 NAMES = tuple(spec.name for spec in SIGNALS)
+_WATCHES = {
+    "served": {
+        "error": "every served prediction: 1 when a person corrected it or an audit label differs from it (the "
+        "correction rate, with audit errors)",
+        "label_mix": "every served prediction: its label (a correction's or audit's when given, else the predicted)",
+        "confidence": "every served prediction: the served model's confidence",
+        "distance": "not fed: the service logs no embedding distance",
+    },
+    "feedback": {
+        "error": "feedback of kind audit or label that carries a prediction (corrections and confirmations are "
+        "chosen by users: skipped)",
+        "label_mix": "every feedback row: the label people gave",
+        "confidence": "not fed: feedback rows carry no confidence",
+        "distance": "not fed: feedback rows carry no embedding distance",
+    },
+}
+
+
+def watches(stream: str) -> dict[str, str]:
+    """Per signal, the rows it watches on `stream` (`served` or `feedback`), in words."""
+    texts = "every served prediction's text" if stream == "served" else "every feedback row's text"
+    return {name: _WATCHES[stream].get(name, texts) for name in NAMES}
+
+
 STANDARDISED = ("length", "confidence", "distance")
 
 

@@ -37,7 +37,13 @@ CREATE TABLE IF NOT EXISTS detector_state (
 """
 # Settings that shape the pickled state; when one changes, the stored state cannot be continued.
 STRUCTURAL = ("check_every_rows", "window_rows", "confirm_m", "ngram_buckets", "error_detector", "adwin_delta")
-DEFAULT_MONITOR = "default"
+DEFAULT_MONITOR = "default"  # the monitor of the `feedback` stream (the only one before the prediction log)
+SERVED_MONITOR = "served"
+
+
+def monitor_name(settings: DriftSettings) -> str:
+    """The stored monitor of the stream `settings` watch: each stream keeps its own state and events."""
+    return SERVED_MONITOR if settings.stream == "served" else DEFAULT_MONITOR
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -73,8 +73,9 @@ SELECT (SELECT coalesce(max(row_id), 0) FROM predictions) + row_number() OVER (O
 FROM checked WHERE reason IS NULL
 """
 
-# `waiting`: by prediction id, its prediction not logged yet, and not yet given up on. Kinds left out are told
-# from the label against the prediction; a record that names no prediction is a plain `label`.
+# `waiting`: by prediction id, its prediction not logged yet, and not yet given up on. A kind left out is told from
+# the label against the prediction for a record by prediction id (a user's reaction to what was served); a record
+# with its own text is a plain `label`, of a source driftloop cannot tell biased or not.
 CHECKED_FEEDBACK_SQL = f"""
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH fresh AS ({CHECK_SQL}), joined AS (
@@ -112,9 +113,8 @@ SELECT storable.* REPLACE (CASE
         OR row_number() OVER (PARTITION BY storable.id, complete ORDER BY arrival) > 1)
         THEN 'duplicate id ' || left(storable.id, 80) || '; the first record with this id is kept'
 END AS reason,
-coalesce(storable.kind, CASE WHEN storable.prediction IS NULL THEN 'label'
-    WHEN storable.prediction = storable.label THEN 'confirmation'
-    ELSE 'correction' END) AS kind),
+coalesce(storable.kind, CASE WHEN storable.prediction_id IS NULL THEN 'label'
+    WHEN storable.prediction = storable.label THEN 'confirmation' ELSE 'correction' END) AS kind),
 unmatched AND NOT given_up AS waiting
 FROM storable LEFT JOIN feedback AS stored ON complete AND stored.id = storable.id
 """
@@ -149,6 +149,36 @@ def read_predictions(con: duckdb.DuckDBPyConnection, after_row_id: int = 0, limi
         "WHERE row_id > ? ORDER BY row_id LIMIT ?",
         params=[after_row_id, limit if limit is not None else 2**62],
     ).to_arrow_table()
+
+
+def read_served(con: duckdb.DuckDBPyConnection, after_row_id: int | None, settled_before: datetime) -> pa.Table:
+    """Served predictions after `after_row_id`, in row order, up to the first one predicted at or after
+    `settled_before` (so a row that comes later in time is never skipped), each with the label people gave it:
+    an audit label, else a correction's, else the prediction itself. Columns row_id, text ('' once forgotten),
+    label, prediction, confidence, labelled_by (the label's kind, NULL for none)."""
+    return con.sql(
+        """
+        WITH served AS (
+            SELECT row_id, prediction_id, coalesce(text, '') AS text, prediction, confidence FROM predictions
+            WHERE row_id > $after AND row_id < coalesce(
+                (SELECT min(row_id) FROM predictions WHERE row_id > $after AND ts >= $settled_before), 2 ** 62)
+        ), labelled AS (
+            SELECT prediction_id,
+                arg_min((label, kind), CASE kind WHEN 'audit' THEN 0 WHEN 'correction' THEN 1 ELSE 2 END) AS given
+            FROM feedback WHERE prediction_id IN (SELECT prediction_id FROM served) GROUP BY prediction_id
+        )
+        SELECT served.row_id, served.text, coalesce(labelled.given[1], served.prediction) AS label, served.prediction,
+            served.confidence, labelled.given[2] AS labelled_by
+        FROM served LEFT JOIN labelled USING (prediction_id) ORDER BY served.row_id
+        """,
+        params={"after": after_row_id if after_row_id is not None else -1, "settled_before": settled_before},
+    ).to_arrow_table()
+
+
+def prediction_time(con: duckdb.DuckDBPyConnection, row_id: int) -> datetime | None:
+    """When the served prediction of `row_id` was made (None when the log no longer holds it)."""
+    found = con.execute("SELECT ts FROM predictions WHERE row_id = ?", [row_id]).fetchone()
+    return None if found is None else found[0]
 
 
 def forget_old_predictions(con: duckdb.DuckDBPyConnection, settings: IngestSettings, now: datetime) -> dict[str, int]:

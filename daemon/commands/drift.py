@@ -15,14 +15,15 @@ from daemon.reports.backtest import row_or_time
 
 @click.group("drift")
 def drift_group() -> None:
-    """Watch the stored feedback stream for drift."""
+    """Watch the served traffic (or the stored feedback, drift.stream) for drift."""
 
 
 @drift_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_state
 def drift_status(state: CliState, as_json: bool) -> None:
-    """The monitor's phase and every signal's value at the last check against its threshold."""
+    """The monitor's phase and every signal's value at the last check against its threshold, with the rows
+    each signal watches."""
     current = call(state.settings, "drift_status")
     if as_json:
         click.echo(json.dumps(current, indent=2))
@@ -30,8 +31,10 @@ def drift_status(state: CliState, as_json: bool) -> None:
     left = f", {current['rows_left_in_phase']} rows left" if current["rows_left_in_phase"] is not None else ""
     click.echo(f"phase {current['phase']}{left}; {current['rows_seen']} rows seen (last row {current['last_row_id']})")
     click.echo(f"events so far: {current['events']} (last at row {current['last_event_row_id']})")
+    click.echo(f"stream: {current['stream']} (drift.stream)")
     for reading in current["readings"]:
         click.echo(_reading_line(reading))
+        click.echo(f"      watches {current['watches'][reading['name']]}")
 
 
 def _reading_line(reading: dict[str, Any]) -> str:

@@ -52,7 +52,10 @@ def _print_status(current: dict[str, Any]) -> None:
         f"{log['waiting_feedback']} feedback waiting for its prediction, topic {log['topic']}"
     )
     _print_partitions(log["partitions"], lag.get(log["topic"], {}))
-    click.echo(f"drift: {drift['phase']}, {drift['rows_seen']} rows seen, {drift['events']} events")
+    click.echo(f"drift: {drift['phase']} on the {drift['stream']} stream, {drift['rows_seen']} rows seen, "
+               f"{drift['events']} events")  # fmt: skip
+    if drift["warning"]:
+        click.echo(f"  WARNING: {drift['warning']}")
     for reading in drift["readings"]:
         value = "n/a" if reading["value"] is None else f"{reading['value']:.4f}"
         click.echo(f"  {reading['name']:<11} {value:>8}  threshold {reading['threshold']}")

@@ -17,9 +17,8 @@ from daemon.loop.retention import collect_garbage
 from daemon.loop.store import open_store
 from daemon.reports.backtest import backtest_stored
 from daemon.reports.chart import write_chart
-from daemon.reports.status import collect_status
+from daemon.reports.status import collect_status, drift_status
 from daemon.settings import Settings
-from drift.store import load_monitor
 from ingest.summary import recent_rejections, store_summary
 from trainer.results import to_json
 
@@ -27,7 +26,7 @@ OPERATIONS: dict[str, Operation] = {
     **registry_actions.OPERATIONS,
     **operator_runs.OPERATIONS,
     "status": lambda access, _: collect_status(access.con, access.settings),
-    "drift_status": lambda access, _: load_monitor(access.con, access.settings.drift).status().as_dict(),
+    "drift_status": lambda access, _: drift_status(access.con, access.settings.drift),
     "drift_check": lambda access, _: check_drift(access.con, access.settings.drift).describe(),
     "backtest": lambda access, arguments: backtest_stored(access.con, access.settings.drift, **arguments),
     "feedback_stats": lambda access, _: store_summary(

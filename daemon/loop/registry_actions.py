@@ -10,7 +10,7 @@ import duckdb
 from daemon.loop.access import Operation, StoreAccess
 from daemon.loop.runs import bootstrap_end
 from drift.settings import DriftSettings
-from drift.store import load_monitor, save_monitor
+from drift.store import load_monitor, monitor_name, save_monitor
 
 if TYPE_CHECKING:
     from registry.records import Promotion
@@ -22,15 +22,19 @@ def rebaseline_drift(con: duckdb.DuckDBPyConnection, drift: DriftSettings) -> No
     """A new production model changes the error stream: the monitor cools down and learns a new reference. The
     first production model's monitor, never fed yet, starts after the bootstrap set instead (its reference is live
     traffic, not the training set; a cooldown counted from the first stored row would swallow a short stream)."""
-    monitor = load_monitor(con, drift)
+    name = monitor_name(drift)
+    monitor = load_monitor(con, drift, name)
     start = bootstrap_end(con)
-    if monitor.last_row_id is None and start is not None:
+    if monitor.last_row_id is None and drift.stream == "served":
+        monitor.rebaseline(cooldown=False)
+        log.info("drift monitor watches served traffic from the first prediction")
+    elif monitor.last_row_id is None and start is not None:
         monitor.start_after(start)
         log.info("drift monitor starts after the bootstrap set (row %d)", start)
     else:
         monitor.rebaseline(cooldown=True)
         log.info("drift monitor restarts its reference for the new production model")
-    save_monitor(con, monitor, [])
+    save_monitor(con, monitor, [], name)
 
 
 def _show(access: StoreAccess, arguments: dict[str, Any]) -> dict[str, Any]:

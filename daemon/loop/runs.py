@@ -18,8 +18,9 @@ import duckdb
 
 from daemon.daemon_settings import DaemonSettings
 from daemon.errors import RunRefused
-from drift.store import events_after
+from drift.store import DEFAULT_MONITOR, SERVED_MONITOR, events_after
 from ingest import history
+from ingest.prediction_log import prediction_time
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +163,20 @@ def next_queued_run(con: duckdb.DuckDBPyConnection) -> PlannedRun | None:
                       run.id)  # fmt: skip
 
 
-def next_drift_run(con: duckdb.DuckDBPyConnection, settings: DaemonSettings) -> PlannedRun | None:
-    """The run the drift events call for now, or None (nothing pending, a run active, or too few new rows)."""
+def next_drift_run(
+    con: duckdb.DuckDBPyConnection, settings: DaemonSettings, monitor: str = DEFAULT_MONITOR
+) -> PlannedRun | None:
+    """The run the events of `monitor` (the watched stream's) call for now, or None (nothing pending, a run active,
+    or too few new rows)."""
     newest = list_runs(con, trigger="drift", limit=1)
     if newest and newest[0].status == "running":
         return None
-    pending = events_after(con, newest[0].drift_row_id if newest else None)
+    pending = events_after(con, newest[0].drift_row_id if newest else None, monitor)
     if pending is not None:
-        start = max(pending.first_row_id, history.current_episode_start(con) + 1)
+        start = max(feedback_row(con, monitor, pending.first_row_id), history.current_episode_start(con) + 1)
+        seen = "served prediction" if monitor == SERVED_MONITOR else "row"
         why = (
-            f"{pending.count} drift event(s) up to row {pending.last_row_id}, "
+            f"{pending.count} drift event(s) up to {seen} {pending.last_row_id}, "
             f"the shift estimated to start at row {start}"
         )
         plan = PlannedRun("drift", pending.last_row_id, history.next_episode(con), 1, start, why)
@@ -184,6 +189,15 @@ def next_drift_run(con: duckdb.DuckDBPyConnection, settings: DaemonSettings) -> 
             con, settings, PlannedRun("drift", last.drift_row_id, last.episode, attempt, last.first_row_id, why)
         )
     return None
+
+
+def feedback_row(con: duckdb.DuckDBPyConnection, monitor: str, row_id: int) -> int:
+    """The feedback row where a shift that `monitor` saw begin at `row_id` begins: the same row for the feedback
+    stream; for served traffic, the first feedback stored at or after that prediction's time."""
+    if monitor != SERVED_MONITOR:
+        return row_id
+    when = prediction_time(con, row_id)
+    return history.row_at(con, when) if when is not None else history.current_episode_start(con) + 1
 
 
 def _may_retry(con: duckdb.DuckDBPyConnection, last: TrainingRun, settings: DaemonSettings) -> bool:

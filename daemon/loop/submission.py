@@ -16,7 +16,7 @@ from daemon.loop import runs
 from daemon.loop.registry_actions import rebaseline_drift
 from daemon.loop.runs import TrainingRun
 from drift.settings import DriftSettings
-from drift.store import event_record
+from drift.store import event_record, monitor_name
 from ingest import history
 from registry.settings import RegistrySettings
 from trainer.errors import TrainerError
@@ -83,9 +83,8 @@ def submit_run(
                 run_dir / PROGRESS_FILE,
             ],  # fmt: skip
         )
-        model = registry.submit(
-            files, candidate_eval, production_eval, build_lineage(con, record, candidate, cost), parent=current
-        )
+        lineage = build_lineage(con, record, candidate, cost, monitor_name(drift))
+        model = registry.submit(files, candidate_eval, production_eval, lineage, parent=current)
     except (RegistryError, TrainerError, OSError, ValueError, KeyError) as exc:
         runs.end_run(con, record.id, status="failed", reason=f"the candidate could not be gated or stored: {exc}")
         log.exception("training run %d: the candidate could not be gated or stored", record.id)
@@ -129,8 +128,9 @@ def evaluations(
 
 
 def build_lineage(
-    con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate: Candidate, cost: ServingCost
+    con: duckdb.DuckDBPyConnection, record: TrainingRun, candidate: Candidate, cost: ServingCost, monitor: str
 ) -> Lineage:
+    """Where the candidate came from; its drift event is the one `monitor` (the watched stream's) recorded."""
     from registry.candidates import Lineage
 
     run_dir = run_dir_for(candidate.path)
@@ -146,7 +146,7 @@ def build_lineage(
             "rows_file": str(run_dir / ROWS_FILE),
             "rows_sha256": hashlib.sha256((run_dir / ROWS_FILE).read_bytes()).hexdigest(),
         },
-        drift_event=None if record.drift_row_id is None else event_record(con, record.drift_row_id),
+        drift_event=None if record.drift_row_id is None else event_record(con, record.drift_row_id, monitor),
         training_run={
             "id": record.id,
             "trigger": record.trigger,

@@ -21,6 +21,7 @@ import duckdb
 from daemon.loop import runs
 from daemon.loop.runs import PlannedRun, TrainingRun
 from daemon.settings import Settings
+from drift.store import monitor_name
 from ingest import history
 from trainer.data import Row, TrainingData, select_rows
 from trainer.errors import TrainerError, TrainingCancelled, TrainingFailed
@@ -176,6 +177,7 @@ class TrainingSupervisor:
 
     def __init__(self, settings: Settings, cursor: Cursor, production: Callable[[], ParentModel | None]) -> None:
         self.settings = settings
+        self.monitor = monitor_name(settings.drift)  # the watched stream's, whose events call for runs
         self.cursor = cursor
         self.production = production
         self.active: ActiveRun | None = None
@@ -188,7 +190,7 @@ class TrainingSupervisor:
             if self.active is not None:
                 return
             with self.cursor() as con:
-                plan = runs.next_queued_run(con) or runs.next_drift_run(con, self.settings.daemon)
+                plan = runs.next_queued_run(con) or runs.next_drift_run(con, self.settings.daemon, self.monitor)
                 if plan is None:
                     return
                 parent = self.production()

@@ -10,8 +10,10 @@ import duckdb
 from daemon.loop import runs
 from daemon.loop.store import bentoml_home
 from daemon.settings import Settings
-from drift.store import count_events, load_monitor, stored_events
-from ingest.summary import PartitionOffset, store_summary
+from drift.settings import DriftSettings
+from drift.signals import watches
+from drift.store import count_events, load_monitor, monitor_name, stored_events
+from ingest.summary import PartitionOffset, StoreSummary, store_summary
 from registry.records import select_models, select_promotions
 from registry.served import read_served
 
@@ -20,8 +22,9 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
     """Ingest, drift, training and model figures."""
     stored = store_summary(con, settings.kafka.topic, settings.kafka.predictions_topic)
     log = stored.prediction_log
-    monitor = load_monitor(con, settings.drift).status()
-    events = stored_events(con, limit=1)
+    name = monitor_name(settings.drift)
+    monitor = load_monitor(con, settings.drift, name).status()
+    events = stored_events(con, name, limit=1)
     last_run = runs.list_runs(con, limit=1)
     return {
         "ingest": {
@@ -44,7 +47,10 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
         },
         "drift": {
             **monitor.as_dict(),
-            "events_stored": count_events(con),
+            "events_stored": count_events(con, name),
+            "stream": settings.drift.stream,
+            "watches": watches(settings.drift.stream),
+            "warning": stream_warning(settings, stored),
             "last_event": events[0].describe() if events else None,
         },
         "training": {
@@ -53,6 +59,23 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
         },
         "models": {**_models(con, settings.registry.task), "serving": serving_state(con, settings)},
     }
+
+
+def drift_status(con: duckdb.DuckDBPyConnection, drift: DriftSettings) -> dict[str, Any]:
+    """The watched stream's monitor, and what each signal watches."""
+    status = load_monitor(con, drift, monitor_name(drift)).status().as_dict()
+    return {**status, "stream": drift.stream, "watches": watches(drift.stream)}
+
+
+def stream_warning(settings: Settings, stored: StoreSummary) -> str | None:
+    """Why the watched stream may be the wrong one: served traffic watched with no prediction logged, while
+    feedback comes in (a deployment without the prediction log)."""
+    if settings.drift.stream == "served" and stored.prediction_log.predictions == 0 and stored.rows > 0:
+        return (
+            "drift watches served traffic, but the prediction log is empty while feedback arrives: turn "
+            "registry.prediction_log on in the service, or set drift.stream = feedback"
+        )
+    return None
 
 
 def _partitions(partitions: list[PartitionOffset]) -> list[dict[str, Any]]:

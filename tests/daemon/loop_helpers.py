@@ -67,6 +67,7 @@ def environment(home: Path, base: Path, kafka: KafkaSettings, **extra: str) -> d
         "KAFKA_BOOTSTRAP": kafka.bootstrap,
         "KAFKA_TOPIC": kafka.topic,
         "KAFKA_PREDICTIONS_TOPIC": kafka.predictions_topic,
+        "DRIFT_STREAM": "feedback",  # these tests send feedback, no served traffic
         "KAFKA_GROUP_ID": kafka.group_id,
         "TRAINER_BASE_MODEL": str(base),
         "TRAINER_MAX_LENGTH": "32",

@@ -73,7 +73,7 @@ def shifted_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple
     with open_store(path) as store:
         write_phase(store, 0)
         write_phase(store, 1)
-        check_drift(store.con, DriftSettings())
+        check_drift(store.con, DriftSettings(stream="feedback"))
         last = store_summary(store.con, "t", "p").last_ingested_at
         assert last is not None
         promotions = (
@@ -125,7 +125,7 @@ def test_replayed_error_signal_crosses_its_threshold_after_the_shift(
 ) -> None:
     data = chart_data(shifted, promotions)
     error, rows, event = data.signals["error"], data.signal_row_id, data.drift_events[0].last_row_id
-    warmup, cooldown = DriftSettings().warmup_rows, DriftSettings().cooldown_rows
+    warmup, cooldown = DriftSettings(stream="feedback").warmup_rows, DriftSettings(stream="feedback").cooldown_rows
     assert np.isnan(error[rows <= warmup]).all()
     assert np.nanmax(error[(rows > warmup + 500) & (rows <= PHASE)]) < 1.0
     assert np.nanmin(error[(rows > PHASE + 100) & (rows <= event)]) > 1.0

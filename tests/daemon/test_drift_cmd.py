@@ -25,7 +25,7 @@ def store_stream(home: Path) -> None:
 
 
 def run(home: Path, *arguments: str) -> Result:
-    return CliRunner().invoke(cli, ["--home", str(home), *arguments])
+    return CliRunner().invoke(cli, ["--home", str(home), *arguments], env={"DRIFTLOOP_DRIFT_STREAM": "feedback"})
 
 
 def test_check_feeds_the_monitor_once_and_status_shows_it(tmp_path: Path) -> None:
@@ -45,8 +45,11 @@ def test_check_feeds_the_monitor_once_and_status_shows_it(tmp_path: Path) -> Non
     table = run(tmp_path, "drift", "status")
     assert table.exit_code == 0, table.output
     assert table.stdout.startswith("phase monitoring; 24000 rows seen (last row 24000)")
-    lines = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert "stream: feedback (drift.stream)" in table.stdout
+    lines = {line.split()[0]: line for line in table.stdout.splitlines()[3::2]}
     assert set(lines) == {reading["name"] for reading in shown["readings"]}
+    watches = [line.strip() for line in table.stdout.splitlines()[4::2]]
+    assert watches == [f"watches {shown['watches'][reading['name']]}" for reading in shown["readings"]]
     assert all(("BEYOND" in line) == reading["beyond"] for reading in shown["readings"] for line in
                [lines[reading["name"]]])  # fmt: skip
 

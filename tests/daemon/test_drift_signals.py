@@ -58,7 +58,7 @@ def feed(store: FeedbackStore, rows: FeedbackRows) -> list[DriftEvent]:
         batch = values[start : start + BATCH]
         offsets = list(range(start, start + len(batch)))
         store.write_batch(incoming_table(batch, "t", offsets=offsets), {("t", 0): start + len(batch)})
-        events += check_drift(store.con, DriftSettings()).events
+        events += check_drift(store.con, DriftSettings(stream="feedback")).events
     return events
 
 

@@ -29,6 +29,7 @@ from daemon.loop.runs import PlannedRun
 from daemon.loop.store import ensure_schemas, open_store
 from daemon.loop.training import ParentModel, TrainingSupervisor, runs_dir
 from daemon.settings import Settings
+from drift.settings import DriftSettings
 from ingest.settings import KafkaSettings
 from registry.candidates import CandidateFiles, Lineage
 from registry.settings import RegistrySettings
@@ -159,9 +160,8 @@ def supervisor(
     adapter = tmp_path / "v1-adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    supervisor = TrainingSupervisor(
-        Settings(home=tmp_path, daemon=POLICY), con.cursor, lambda: ParentModel("v1", adapter)
-    )
+    settings = Settings(home=tmp_path, daemon=POLICY, drift=DriftSettings(stream="feedback"))
+    supervisor = TrainingSupervisor(settings, con.cursor, lambda: ParentModel("v1", adapter))
     yield supervisor
     supervisor.stop()
 

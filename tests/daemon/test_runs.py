@@ -27,6 +27,7 @@ from registry.settings import RegistrySettings
 from tests.daemon.loop_helpers import records, store_records
 from tests.registry.conftest import build_tiny_model, evaluation
 
+FEEDBACK = DriftSettings(stream="feedback")  # these runs follow feedback rows
 POLICY = DaemonSettings(min_new_rows=100, max_training_attempts=2)
 
 
@@ -41,7 +42,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def drift_event(con: duckdb.DuckDBPyConnection, row_id: int, first_row_id: int) -> None:
     """An event stored as the drift job stores one (with the monitor's state)."""
-    monitor: DriftMonitor = load_monitor(con, DriftSettings())
+    monitor: DriftMonitor = load_monitor(con, FEEDBACK)
     save_monitor(con, monitor, [DriftEvent(row_id, first_row_id, 1, 10, ("error",), ())])
 
 
@@ -123,7 +124,7 @@ def test_a_run_registered_before_a_restart_is_not_registered_again(
                             lineage)  # fmt: skip
     # the daemon stopped here, before it marked the run `submitted`; on the next start the gate job finds it again
 
-    again = submit_run(con, registry, runs.get_run(con, run.id), latency_samples=1, drift=DriftSettings())
+    again = submit_run(con, registry, runs.get_run(con, run.id), latency_samples=1, drift=FEEDBACK)
 
     assert again is not None
     assert again.version == first.version
@@ -136,10 +137,10 @@ def test_the_first_models_drift_reference_starts_after_the_bootstrap_set_and_lat
 ) -> None:
     bootstrap = runs.open_run(con, runs.bootstrap_run(con), None, tmp_path / "runs")
     runs.end_run(con, bootstrap.id, status="submitted")
-    rebaseline_drift(con, DriftSettings())  # the first approval, --force after a failed gate included
-    first = load_monitor(con, DriftSettings())
+    rebaseline_drift(con, FEEDBACK)  # the first approval, --force after a failed gate included
+    first = load_monitor(con, FEEDBACK)
     assert (first.last_row_id, first.status().phase) == (300, "warmup")
 
-    check_drift(con, DriftSettings())  # nothing new after row 300; a later promotion cools down
-    rebaseline_drift(con, DriftSettings())
-    assert load_monitor(con, DriftSettings()).status().phase == "cooldown"
+    check_drift(con, FEEDBACK)  # nothing new after row 300; a later promotion cools down
+    rebaseline_drift(con, FEEDBACK)
+    assert load_monitor(con, FEEDBACK).status().phase == "cooldown"

@@ -78,6 +78,7 @@ def cli_environment(kafka: KafkaSettings, home: Path, **settings: str) -> dict[s
         "DRIFTLOOP_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "DRIFTLOOP_KAFKA_TOPIC": kafka.topic,
         "DRIFTLOOP_KAFKA_PREDICTIONS_TOPIC": kafka.predictions_topic,
+        "DRIFTLOOP_DRIFT_STREAM": "feedback",  # these tests send feedback, no served traffic (unless they set it)
         "DRIFTLOOP_KAFKA_GROUP_ID": kafka.group_id,
         **{f"DRIFTLOOP_{key}": value for key, value in settings.items()},
     }

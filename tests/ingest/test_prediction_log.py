@@ -87,14 +87,14 @@ def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore
         (FEEDBACK, feedback(prediction_id="p1", label="news")),
         (FEEDBACK, feedback(prediction_id="p2", label="news")),
         (FEEDBACK, feedback(prediction_id="p3", label="pets", kind="audit")),
-        (FEEDBACK, feedback(id="full", text="a text", label="news")),
+        (FEEDBACK, feedback(id="full", text="a text", label="news", prediction="pets")),
     )
     assert (result.stored, result.rejected, result.waiting) == (4, 0, 0)
     assert rows(store) == [
         ("p1:feedback", "the cat sat", "news", "pets", "v1-p1", "correction", 0.7, "p1"),
         ("p2:feedback", "stocks fall", "news", "news", "v1-p1", "confirmation", 0.7, "p2"),
         ("p3:audit", "the cat sat", "pets", "pets", "v1-p1", "audit", 0.7, "p3"),
-        ("full", "a text", "news", None, None, "label", None, None),
+        ("full", "a text", "news", "pets", None, "label", None, None),
     ]
     assert store_summary(store.con, FEEDBACK, LOG).kinds == {"audit": 1, "confirmation": 1, "correction": 1, "label": 1}
 
