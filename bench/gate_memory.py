@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         holdout = [row.text for row in data.holdout]
         served = {}
         for batch in (serving.predict_batch_size, 64):
-            as_served = ServedAs(False, batch, serving.max_batch_texts, serving.serving_threads())
+            as_served = ServedAs(False, batch, serving.max_batch_texts, serving.torch_threads)
             served[batch] = measure_serving(candidate.model_dir, None, as_served, holdout, settings.latency_samples)
     in_training = candidate.report.peak_memory_mb
     print(f"{len(rows)} texts of {TEXT_CHARS} characters, 256-token windows (stride 64), MiniLM-L6, fp32")

@@ -90,15 +90,12 @@ class RegistrySettings(BaseModel):
     )
     int8: bool = Field(
         False,
-        description="Serve the INT8 version of the model (the candidate's INT8 export, else quantized at load).",
+        description="Serve the candidate's INT8 export (`trainer.export_int8`) with ONNX Runtime, without torch; a "
+        "model without one is served in fp32.",
     )
     predict_batch_size: int = Field(32, ge=1, description="Windows per forward pass when the service predicts.")
-    torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the service process.")
-    int8_torch_threads: int = Field(
-        1,
-        ge=1,
-        description="CPU threads torch may use when serving INT8 (its many small element-wise steps lose more to "
-        "thread hand-offs than they gain: 128 tokens took 31-37 ms p50 with 2 threads, 12 ms with 1, on 2 cores).",
+    torch_threads: int = Field(
+        2, ge=1, description="CPU threads the model may use in the service process (torch, or ONNX Runtime for INT8)."
     )
     host: str = Field("127.0.0.1", description="`driftloop serve`: address the HTTP server listens on.")
     port: int = Field(3000, ge=1, le=65535, description="`driftloop serve`: port the HTTP server listens on.")
@@ -161,10 +158,6 @@ class RegistrySettings(BaseModel):
 
     def model_name(self) -> str:
         return f"driftloop-{self.task}"
-
-    def serving_threads(self) -> int:
-        """The torch threads a model is served with: `int8_torch_threads` for INT8, else `torch_threads`."""
-        return self.int8_torch_threads if self.int8 else self.torch_threads
 
     def production_name(self) -> str:
         return f"driftloop-{self.task}-production"

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-import resource
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 
 from trainer.data import Row, TrainingData
+from trainer.int8 import load_int8
 from trainer.metrics import backward_transfer, forgetting, score_predictions
 from trainer.predict import Classifier, load_classifier, logits
 from trainer.quantize import export_int8, weights_bytes
 from trainer.results import EpisodePredictions, EvaluationReport, Int8Export, Scores
+from trainer.served import predict
+from trainer.serving_cost import peak_memory_mb, single_text_latency
 
 log = logging.getLogger(__name__)
 
@@ -102,22 +103,13 @@ def paired_predictions(holdout: Mapping[int, Sequence[Row]], candidate: Mapping[
     }
 
 
-def single_text_latency(classifier: Classifier, texts: Sequence[str], samples: int) -> tuple[float, float]:
-    """p50 and p99 in milliseconds of predicting one text at a time."""
-    timings = []
-    for i in range(min(samples, max(1, len(texts)))):
-        started = time.perf_counter()
-        logits(classifier, [texts[i % len(texts)]] if texts else ["."])
-        timings.append((time.perf_counter() - started) * 1000)
-    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
-
-
 def int8_report(classifier: Classifier, model_dir: Path, dest: Path, rows: Sequence[Row]) -> Int8Export:
+    """Export the INT8 model and score it against the fp32 one on the holdout rows."""
     export_int8(model_dir, dest)
-    quantized = load_classifier(dest)
+    quantized = load_int8(dest, classifier.batch_size, torch.get_num_threads())
     texts, true = [row.text for row in rows], [row.label for row in rows]
     fp32 = score_predictions(true, predicted_labels(classifier, texts), classifier.labels).accuracy
-    int8 = score_predictions(true, predicted_labels(quantized, texts), classifier.labels).accuracy
+    int8 = score_predictions(true, [p.label for p in predict(quantized, texts)], classifier.labels).accuracy
     fp32_bytes, int8_bytes = weights_bytes(model_dir), weights_bytes(dest)
     return Int8Export(
         path=str(dest),
@@ -136,13 +128,3 @@ def reset_peak_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         log.debug("cannot reset the peak RSS mark; reporting the process's lifetime peak")
-
-
-def peak_memory_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

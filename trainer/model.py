@@ -14,11 +14,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.utils import logging as hf_logging
 
 from trainer.errors import ModelLoadError
+from trainer.model_info import LABELS_FILE
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
-LABELS_FILE = "driftloop.json"
 ADAPTER_CONFIG = "adapter_config.json"
 
 

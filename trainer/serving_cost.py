@@ -3,19 +3,24 @@ model as the service does (INT8 or not, its batch size, its thread count) and pr
 
 The training process cannot measure this: its resident memory still holds the training state (on long texts
 it read 2.6-3.1 GB where the service for the same model peaked at 1.1 GB). Importing this module does not
-import torch; the child process does.
+import torch; the child process does, unless it serves INT8.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from trainer.errors import TrainerError
+from trainer.served import Served, load_served, predict
 
 MEASURE_TIMEOUT_S = 900.0
 
@@ -34,7 +39,7 @@ class ServedAs:
 class ServingCost:
     latency_ms_p50: float  # one text a request
     latency_ms_p99: float
-    peak_memory_mb: float  # the measuring process's peak resident memory: interpreter, torch, model, batches
+    peak_memory_mb: float  # the measuring process's peak resident memory: interpreter, runtime, model, batches
     texts: int
 
 
@@ -70,17 +75,33 @@ def measure_serving(
     return ServingCost(**json.loads(done.stdout))
 
 
-def _measure(request: _Request) -> ServingCost:
-    from trainer.evaluate import peak_memory_mb, single_text_latency
-    from trainer.predict import load_served, predict, use_threads
+def single_text_latency(model: Served, texts: Sequence[str], samples: int) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of predicting one text at a time."""
+    timings = []
+    for i in range(min(samples, max(1, len(texts)))):
+        started = time.perf_counter()
+        model.probabilities([texts[i % len(texts)]] if texts else ["."])
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
 
+
+def peak_memory_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _measure(request: _Request) -> ServingCost:
     served_as, texts = request.served_as, request.texts
-    use_threads(served_as.threads)
     int8_dir = None if request.int8_dir is None else Path(request.int8_dir)
-    classifier = load_served(Path(request.model_dir), int8_dir, served_as.int8, served_as.batch_size)
+    model = load_served(Path(request.model_dir), int8_dir, served_as.int8, served_as.batch_size, served_as.threads)
     for start in range(0, len(texts), served_as.max_batch_texts):
-        predict(classifier, texts[start : start + served_as.max_batch_texts])
-    p50, p99 = single_text_latency(classifier, texts, request.latency_samples)
+        predict(model, texts[start : start + served_as.max_batch_texts])
+    p50, p99 = single_text_latency(model, texts, request.latency_samples)
     return ServingCost(p50, p99, peak_memory_mb(), len(texts))
 
 

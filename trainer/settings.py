@@ -89,7 +89,11 @@ class TrainerSettings(BaseModel):
     )
     log_every_steps: int = Field(10, ge=1, description="Report progress every this many optimizer steps.")
     latency_samples: int = Field(50, ge=1, description="Single-text predictions timed for the latency percentiles.")
-    export_int8: bool = Field(False, description="Also export an INT8 dynamically quantized copy of the model.")
+    export_int8: bool = Field(
+        False,
+        description="Also export an INT8 copy of the model (ONNX, weights quantized by ONNX Runtime) and score it on "
+        "the holdout; `registry.int8` serves it.",
+    )
     cancel_grace_s: float = Field(
         10.0, gt=0.0, description="After a cancel, how long the training process may take to stop before it is killed."
     )

@@ -101,7 +101,7 @@ def serving_cost(candidate: Candidate, registry: RegistrySettings, latency_sampl
         int8=registry.int8,
         batch_size=registry.predict_batch_size,
         max_batch_texts=registry.max_batch_texts,
-        threads=registry.serving_threads(),
+        threads=registry.torch_threads,
     )
     texts = [row.text for row in read_job(run_dir_for(candidate.path)).data.holdout][:COST_TEXTS]
     return measure_serving(candidate.model_dir, _existing(candidate.path / "int8"), served_as, texts, latency_samples)

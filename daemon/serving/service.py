@@ -33,16 +33,17 @@ from registry.reloader import Loaded, ModelSlot  # noqa: E402
 from registry.served import write_served  # noqa: E402
 from registry.settings import RegistrySettings  # noqa: E402
 from registry.store import ModelStore, StoredModel  # noqa: E402
-from trainer.predict import Classifier, load_served, predict, use_threads  # noqa: E402
+from trainer.served import Served, load_served, predict  # noqa: E402
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no production model yet: approve a candidate with `driftloop approve VERSION`"
 GUARD = Guard()
 
 
-def load_stored(stored: StoredModel, settings: RegistrySettings) -> Classifier:
-    """A production store entry as served: `int8/` or `model/` quantized at load when INT8 is on, else `model/`."""
-    return load_served(stored.path / "model", stored.path / "int8", settings.int8, settings.predict_batch_size)
+def load_stored(stored: StoredModel, settings: RegistrySettings) -> Served:
+    """A production store entry as served: `int8/` when INT8 is on and it has one, else `model/`."""
+    return load_served(stored.path / "model", stored.path / "int8", settings.int8, settings.predict_batch_size,
+                       settings.torch_threads)  # fmt: skip
 
 
 def _error(status: int, message: str) -> dict[str, Any]:
@@ -59,9 +60,8 @@ class DriftloopService:
         self.settings = settings = config.registry
         self.ingest = config.ingest
         GUARD.tokens = {"/feedback": feedback_token(settings), "/predict": predict_token(settings)}
-        use_threads(settings.serving_threads())
         self.metrics = service_metrics()
-        self.slot: ModelSlot[Classifier] = ModelSlot(
+        self.slot: ModelSlot[Served] = ModelSlot(
             ModelStore(config.bentoml_home),
             settings.production_name(),
             lambda stored: load_stored(stored, settings),
@@ -160,7 +160,7 @@ class DriftloopService:
         prediction_log.start()
         return prediction_log
 
-    def _swapped(self, loaded: Loaded[Classifier]) -> None:
+    def _swapped(self, loaded: Loaded[Served]) -> None:
         self.metrics.swaps.labels(model_version=loaded.version).inc()
         write_served(self.bentoml_home, self.settings.production_name(), loaded.version, loaded.source)
 

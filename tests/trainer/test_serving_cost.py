@@ -10,8 +10,8 @@ import pytest
 
 from tests.tiny_bert import save_tiny_bert
 from trainer.errors import TrainerError
-from trainer.evaluate import peak_memory_mb
-from trainer.serving_cost import ServedAs, measure_serving
+from trainer.quantize import export_int8
+from trainer.serving_cost import ServedAs, measure_serving, peak_memory_mb
 
 WORDS = [f"w{i}" for i in range(40)]
 
@@ -25,13 +25,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("int8", [False, True])
-def test_cost_is_measured_in_a_process_of_its_own(tiny_model: Path, int8: bool) -> None:
+def test_cost_is_measured_in_a_process_of_its_own(tiny_model: Path, int8: bool, tmp_path: Path) -> None:
     held = bytearray(700 * 2**20)  # what a training process still holds: the measure must not see it
     held[:: 2**12] = b"x" * len(held[:: 2**12])
     texts = [" ".join(WORDS[(i + j) % 40] for j in range(30)) for i in range(50)]
     served_as = ServedAs(int8=int8, batch_size=8, max_batch_texts=16, threads=1)
 
-    cost = measure_serving(tiny_model, None, served_as, texts, latency_samples=10)
+    int8_dir = export_int8(tiny_model, tmp_path / "int8") if int8 else None
+    cost = measure_serving(tiny_model, int8_dir, served_as, texts, latency_samples=10)
 
     assert cost.texts == 50
     assert 0 < cost.latency_ms_p50 <= cost.latency_ms_p99

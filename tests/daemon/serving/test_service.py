@@ -16,10 +16,12 @@ from ingest.settings import KafkaSettings
 from registry.registry import Registry
 from registry.served import read_served
 from tests.registry.conftest import evaluation, files, lineage_for
+from trainer.quantize import export_int8
 
 
-def promote(registry: Registry, model: Path, run: str) -> str:
-    record = registry.submit(files(model), evaluation({1: 0.8}), None, lineage_for(run))
+def promote(registry: Registry, model: Path, run: str, int8_dir: Path | None = None) -> str:
+    candidate = dataclasses.replace(files(model), int8_dir=int8_dir)
+    record = registry.submit(candidate, evaluation({1: 0.8}), None, lineage_for(run))
     return str(registry.approve(record.version, "test").production_tag).split(":")[1]
 
 
@@ -70,8 +72,10 @@ def test_predict_validates_and_hot_swaps(registry: Registry, tiny_models: tuple[
     assert "driftloop_predictions_total" in metrics
 
 
-def test_int8_serving_serves_the_quantized_model(registry: Registry, tiny_models: tuple[Path, ...], serve: Any) -> None:
-    version = promote(registry, tiny_models[0], "r1")
+def test_int8_serving_serves_the_int8_export(
+    registry: Registry, tiny_models: tuple[Path, ...], serve: Any, tmp_path: Path
+) -> None:
+    version = promote(registry, tiny_models[0], "r1", export_int8(tiny_models[0], tmp_path / "int8"))
     texts = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(12)) for i in range(8)]
     fp32 = serve().post("/predict", json={"texts": texts}).json()
     answer = serve(int8=True).post("/predict", json={"texts": texts})

@@ -1,0 +1,28 @@
+"""What a model directory (merged, adapter or INT8) was trained with: its `driftloop.json`; imports no torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.errors import ModelLoadError
+
+LABELS_FILE = "driftloop.json"
+INT8_WEIGHTS = "model.int8.onnx"  # in an INT8 export, beside the tokenizer and LABELS_FILE
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    labels: tuple[str, ...]
+    max_length: int
+    stride: int
+
+
+def read_info(model_dir: Path) -> ModelInfo:
+    """The labels (in head order) and the window shape of a model directory."""
+    path = model_dir / LABELS_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{model_dir} is not a driftloop model directory (no {LABELS_FILE})")
+    info = json.loads(path.read_text())
+    return ModelInfo(tuple(info["labels"]), int(info["max_length"]), int(info["stride"]))
