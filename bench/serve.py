@@ -7,6 +7,10 @@ measure on the 1,000 holdout snippets. The two services run side by side and the
 the two in-process models'), so a busy moment of the machine slows both alike. The last line is one JSON object;
 `int8_speedup` is fp32 p99 over INT8 p99 at 128 tokens through the service (`int8_speedup_p50` the same at p50),
 `int8_rss_ratio` the INT8 worker's peak RSS over the fp32 worker's.
+
+The prediction log: two fp32 services side by side again, one publishing every prediction to a local Kafka-protocol
+broker (`driftloop broker`'s), one with the log off; `log_overhead_ratio` is the p99 at 128 tokens with the log on
+over off (`log_overhead_ratio_p50` the same at p50), their requests alternating.
 """
 
 from __future__ import annotations
@@ -34,12 +38,15 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from kafka import KafkaConsumer  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from bench.adapt import Size, bench_settings, run, sentiment  # noqa: E402
 from daemon.commands.serve import SERVICE  # noqa: E402
 from daemon.serving.config import CONFIG_ENV, ServiceConfig, write_config  # noqa: E402
-from ingest.broker import free_port  # noqa: E402
+from ingest.broker import LocalBroker, free_port  # noqa: E402
+from ingest.kafka_clients import connection_config, ensure_topics  # noqa: E402
+from ingest.settings import KafkaSettings  # noqa: E402
 from registry.settings import RegistrySettings  # noqa: E402
 from registry.store import ModelStore  # noqa: E402
 from trainer.int8 import load_int8  # noqa: E402
@@ -50,6 +57,7 @@ from trainer.served import predict  # noqa: E402
 THREADS = 2
 SINGLE = {64: 60, 128: 60, 512: 20}  # tokens: requests
 BATCH, BATCH_REQUESTS = 32, 6
+LOGGED = 200  # single requests to each of the services with the prediction log on and off
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -106,12 +114,14 @@ def post(connection: http.client.HTTPConnection, texts: list[str]) -> dict[str, 
 
 
 @contextmanager
-def service(home: Path, int8: bool) -> Iterator[tuple[int, int]]:
+def service(home: Path, int8: bool, kafka: KafkaSettings | None = None) -> Iterator[tuple[int, int]]:
+    """A `bentoml serve` of the production model; with `kafka`, its prediction log publishes there."""
     settings = RegistrySettings(task="bench", int8=int8, torch_threads=THREADS, max_batch_texts=BATCH,
                                 predict_batch_size=BATCH)  # fmt: skip
-    config = write_config(ServiceConfig(registry=settings, bentoml_home=home), home / f"service-{int8}.json")
+    config = ServiceConfig(registry=settings, bentoml_home=home, kafka=kafka)
+    config_file = write_config(config, home / f"service-{int8}-{kafka is not None}.json")
     port = free_port()
-    env = {**os.environ, "BENTOML_HOME": str(home), CONFIG_ENV: str(config)}
+    env = {**os.environ, "BENTOML_HOME": str(home), CONFIG_ENV: str(config_file)}
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port)]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
@@ -167,21 +177,41 @@ def over_http(home: Path, texts: dict[int, str]) -> list[dict[str, Any]]:
             for times, batch, (peak, total) in zip(single, batch_ms, memory, strict=True)]  # fmt: skip
 
 
-def main() -> None:
+def with_log_on_and_off(home: Path, text: str, log_file: Path) -> tuple[list[float], list[float], int]:
+    """Milliseconds of single 128-token requests to an fp32 service logging to a local broker and to one not
+    logging, alternating; and the events the broker received."""
+    with LocalBroker(log_file=log_file) as broker:
+        kafka = KafkaSettings(bootstrap=broker.bootstrap, topic="bench-feedback", predictions_topic="bench-predictions")
+        ensure_topics(kafka, 1)
+        with service(home, False, kafka) as logging_on, service(home, False) as logging_off:
+            connections = [
+                http.client.HTTPConnection("127.0.0.1", port, timeout=60) for port, _ in (logging_on, logging_off)
+            ]
+            on, off = alternating([functools.partial(post, connection, [text]) for connection in connections], LOGGED)
+            for connection in connections:
+                connection.close()
+        consumer = KafkaConsumer(kafka.predictions_topic, auto_offset_reset="earliest", consumer_timeout_ms=5_000,
+                                 **connection_config(kafka))  # fmt: skip
+        published = sum(1 for _ in consumer)
+        consumer.close()
+    return on, off, published
+
+
+def measure(work: Path) -> dict[str, Any]:
+    """Every figure of this bench, printed as it goes; the JSON object `main` prints last."""
     torch.set_num_threads(THREADS)
-    with tempfile.TemporaryDirectory(prefix="driftloop-bench-serve-") as scratch:
-        work = Path(scratch)
-        candidate = fine_tune(work / "candidate")
-        accuracy = candidate.report.int8
-        assert accuracy is not None  # the run exported INT8
-        model_dir, int8_dir = candidate.model_dir, candidate.path / "int8"
-        texts = texts_of(model_dir)
-        home = work / "bentoml"
-        ModelStore(home).publish("driftloop-bench-production", "v1-p1", {"model": model_dir, "int8": int8_dir},
-                                 {"stage": "production"}, {"source": "driftloop-bench:v1"})  # fmt: skip
-        models = (load_classifier(model_dir, batch_size=BATCH), load_int8(int8_dir, BATCH, THREADS))
-        base_fp32, base_int8 = single_texts([functools.partial(predict, model) for model in models], texts)
-        fp32, int8 = over_http(home, texts)
+    candidate = fine_tune(work / "candidate")
+    accuracy = candidate.report.int8
+    assert accuracy is not None  # the run exported INT8
+    model_dir, int8_dir = candidate.model_dir, candidate.path / "int8"
+    texts = texts_of(model_dir)
+    home = work / "bentoml"
+    ModelStore(home).publish("driftloop-bench-production", "v1-p1", {"model": model_dir, "int8": int8_dir},
+                             {"stage": "production"}, {"source": "driftloop-bench:v1"})  # fmt: skip
+    models = (load_classifier(model_dir, batch_size=BATCH), load_int8(int8_dir, BATCH, THREADS))
+    base_fp32, base_int8 = single_texts([functools.partial(predict, model) for model in models], texts)
+    fp32, int8 = over_http(home, texts)
+    logged, unlogged, published = with_log_on_and_off(home, texts[128], work / "broker.log")
     for name, timings in (("in-process fp32", base_fp32), ("in-process int8", base_int8),
                           ("service fp32", fp32["single"]), ("service int8", int8["single"])):  # fmt: skip
         row = "  ".join(f"{n} tok p50 {p(t, 50):7.1f} p99 {p(t, 99):7.1f} ms" for n, t in timings.items())
@@ -190,7 +220,9 @@ def main() -> None:
     print(f"service RSS: fp32 worker peak {fp32['rss_mb']} MiB (all processes {fp32['tree_rss_mb']} MiB), "
           f"int8 worker peak {int8['rss_mb']} MiB")  # fmt: skip
     print(f"holdout accuracy: fp32 {accuracy.fp32_accuracy:.4f}, int8 {accuracy.int8_accuracy:.4f}")
-    result = {
+    print(f"prediction log (fp32, 128 tokens): on p50 {p(logged, 50)} p99 {p(logged, 99)} ms, off p50 "
+          f"{p(unlogged, 50)} p99 {p(unlogged, 99)} ms; {published} events reached the broker")  # fmt: skip
+    return {
         "p50_ms_64": p(fp32["single"][64], 50),
         "p99_ms_64": p(fp32["single"][64], 99),
         "p50_ms_128": p(fp32["single"][128], 50),
@@ -210,9 +242,16 @@ def main() -> None:
         "int8_speedup_p50": round(p(fp32["single"][128], 50) / p(int8["single"][128], 50), 2),
         "int8_rss_ratio": round(int8["rss_mb"] / fp32["rss_mb"], 3),
         "int8_accuracy_loss_pts": round(accuracy.accuracy_loss_pts, 2),
+        "log_overhead_ratio": round(p(logged, 99) / p(unlogged, 99), 3),
+        "log_overhead_ratio_p50": round(p(logged, 50) / p(unlogged, 50), 3),
+        "log_events_published": published,
         "threads": THREADS,
     }
-    print(json.dumps(result, sort_keys=True))
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-serve-") as scratch:
+        print(json.dumps(measure(Path(scratch)), sort_keys=True))
 
 
 if __name__ == "__main__":

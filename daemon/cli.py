@@ -49,6 +49,7 @@ def cli(
 
 def register_commands() -> None:
     from daemon.commands import (
+        audit,
         bootstrap,
         broker,
         chart,
@@ -64,7 +65,8 @@ def register_commands() -> None:
         train,
     )
 
-    for module in (run, bootstrap, config, feedback, ingest, drift, train, registry, gc, serve, chart, broker, demo):
+    modules = (run, bootstrap, config, feedback, audit, ingest, drift, train, registry, gc, serve, chart, broker, demo)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -18,7 +18,7 @@ from pydantic_settings import (
 from daemon.daemon_settings import DaemonSettings
 from daemon.errors import SettingsError
 from drift.settings import DriftSettings
-from ingest.settings import IngestSettings, KafkaSettings
+from ingest.settings import AuditSettings, IngestSettings, KafkaSettings
 from registry.settings import RegistrySettings
 from trainer.settings import TrainerSettings
 
@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Kafka connection.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Validation and storage of feedback.")
     drift: DriftSettings = Field(default_factory=DriftSettings, description="Drift detection.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit sample of served traffic.")
     trainer: TrainerSettings = Field(default_factory=TrainerSettings, description="Fine-tuning.")
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="Gate, model store and service.")
     daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="The long-running process.")

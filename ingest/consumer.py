@@ -50,10 +50,15 @@ class IngestProgress:
 
     @property
     def records_per_s(self) -> float:
-        """Records stored or rejected per second of streaming (group join and idle time excluded)."""
+        """Records (feedback and prediction events) stored or rejected per second of streaming (group join and idle
+        time excluded)."""
         if self.first_polled is None or self.last_written is None or self.last_written <= self.first_polled:
             return 0.0
-        return (self.stored + self.rejected) / (self.last_written - self.first_polled)
+        return self.handled / (self.last_written - self.first_polled)
+
+    @property
+    def handled(self) -> int:
+        return self.stored + self.predictions + self.rejected
 
 
 class FeedbackIngestor:

@@ -16,7 +16,9 @@ the rows older than `ingest.prediction_days`; feedback keeps its own copy of the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -173,6 +175,61 @@ def read_served(con: duckdb.DuckDBPyConnection, after_row_id: int | None, settle
         """,
         params={"after": after_row_id if after_row_id is not None else -1, "settled_before": settled_before},
     ).to_arrow_table()
+
+
+def audit_sample(con: duckdb.DuckDBPyConnection, sample_rate: float, limit: int) -> list[dict[str, Any]]:
+    """The newest served predictions in the audit sample (md5 of the prediction id below `sample_rate`) that have
+    their text and no audit label yet, at most `limit`: what a reviewer labels next, as feedback records that
+    lack only their label."""
+    rows = con.execute(
+        """
+        SELECT prediction_id, text, prediction, model_version, ts FROM predictions AS served
+        WHERE CAST('0x' || md5(prediction_id)[1:8] AS UBIGINT) < $cut AND text IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM feedback WHERE feedback.prediction_id = served.prediction_id
+                            AND kind = 'audit')
+        ORDER BY row_id DESC LIMIT $limit
+        """,
+        {"cut": int(sample_rate * 2**32), "limit": limit},
+    ).fetchall()
+    return [
+        {"prediction_id": prediction_id, "kind": "audit", "label": None, "text": text, "prediction": prediction,
+         "model_version": version, "meta": {"served_at": ts.isoformat()}}
+        for prediction_id, text, prediction, version, ts in rows
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServedAccuracy:
+    """The served model's accuracy two ways: estimated from its confidence over its newest `predictions` (the mean
+    top probability, which is the expected accuracy when the probabilities are calibrated), and measured on its
+    newest `audited` audit labels. None where there is nothing to average."""
+
+    model_version: str | None
+    estimated: float | None
+    predictions: int
+    audited: float | None
+    audit_rows: int
+
+
+def served_accuracy(con: duckdb.DuckDBPyConnection, window: int) -> ServedAccuracy:
+    """The accuracy of the model that served the newest logged prediction (see ServedAccuracy)."""
+    newest = con.execute("SELECT model_version FROM predictions ORDER BY row_id DESC LIMIT 1").fetchone()
+    if newest is None:
+        return ServedAccuracy(None, None, 0, None, 0)
+    version = newest[0]
+    estimated = con.execute(
+        "SELECT avg(confidence), count(*) FROM (SELECT confidence FROM predictions WHERE model_version = ? "
+        "ORDER BY row_id DESC LIMIT ?)",
+        [version, window],
+    ).fetchone()
+    audited = con.execute(
+        "SELECT avg(CAST(label = prediction AS DOUBLE)), count(*) FROM (SELECT label, prediction FROM feedback "
+        "WHERE kind = 'audit' AND model_version = ? ORDER BY row_id DESC LIMIT ?)",
+        [version, window],
+    ).fetchone()
+    assert estimated is not None
+    assert audited is not None
+    return ServedAccuracy(version, estimated[0], estimated[1], audited[0], audited[1])
 
 
 def prediction_time(con: duckdb.DuckDBPyConnection, row_id: int) -> datetime | None:

@@ -94,7 +94,8 @@ class IngestSettings(BaseModel):
         0.2,
         ge=0.0,
         lt=1.0,
-        description="Share of records put in the holdout split, chosen by a hash of the id.",
+        description="Share of `label` records put in the holdout split, chosen by a hash of the id (`audit` records "
+        "are always held out, corrections and confirmations never).",
     )
     unmatched_feedback_s: float = Field(
         3600.0,
@@ -132,3 +133,23 @@ class IngestSettings(BaseModel):
         10.0, gt=0.0, description="How often the consumer asks Kafka for partition ends to report its lag."
     )
     idle_exit_s: float = Field(3.0, gt=0.0, description="`ingest --once`: exit after this long with no new records.")
+
+
+class AuditSettings(BaseModel):
+    """The random sample of served predictions that a reviewer labels: the unbiased measure of the served model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_rate: float = Field(
+        0.03,
+        ge=0.0,
+        le=1.0,
+        description="Share of served predictions drawn for review (by a hash of the prediction id, so the sample "
+        "is random and stable); `driftloop audit export` writes those not labelled yet.",
+    )
+    accuracy_window: int = Field(
+        2_000,
+        ge=1,
+        description="Newest served predictions of the production model that its estimated accuracy averages over "
+        "(and newest audit labels its audited accuracy counts).",
+    )

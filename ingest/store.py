@@ -96,7 +96,8 @@ INSERT_FEEDBACK_SQL = """
 INSERT INTO feedback BY NAME
 SELECT (SELECT coalesce(max(row_id), 0) FROM feedback) + row_number() OVER (ORDER BY arrival) AS row_id,
     id, text, label, prediction, model_version, ts, meta, prediction_id, kind, confidence,
-    CASE WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END AS split,
+    CASE WHEN kind = 'audit' THEN 'holdout' WHEN kind IN ('correction', 'confirmation') THEN 'train'
+        WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END AS split,
     (SELECT coalesce(max(episode), 0) FROM episodes) AS episode,
     md5(text) AS text_hash, topic, partition, "offset", now() AS ingested_at
 FROM checked WHERE reason IS NULL AND NOT waiting

@@ -80,7 +80,7 @@ def _improves(
         rules.gate_bootstrap_confidence,
         rules.gate_seed,
     )
-    numbers = {
+    numbers: dict[str, Any] = {
         "episode": episode,
         "candidate": gain.candidate,
         "production": gain.production,
@@ -91,6 +91,14 @@ def _improves(
     }
     metric, pct = rules.gate_metric, round(100 * rules.gate_bootstrap_confidence)
     scores = f"{metric} {gain.candidate:.4f} vs production {gain.production:.4f} on episode {episode}'s holdout"
+    if len(candidate.labels) < rules.gate_min_holdout_rows:
+        reason = (
+            f"Too few held-out rows to judge: {scores} has {len(candidate.labels)} rows, fewer than "
+            f"registry.gate_min_holdout_rows ({rules.gate_min_holdout_rows}). Held out are audit labels and full "
+            "records, never corrections (production is wrong on each by construction): raise audit.sample_rate or "
+            "wait for more audit labels, then `driftloop train`."
+        )
+        return Check("improves", False, reason, numbers)
     if gain.gain < rules.gate_margin:
         reason = f"Does not improve enough: {scores}, a gain of {gain.gain:+.4f}, below the margin {rules.gate_margin}."
         return Check("improves", False, reason, numbers)

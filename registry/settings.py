@@ -32,6 +32,12 @@ class RegistrySettings(BaseModel):
         le=1.0,
         description="Least gain of the candidate over production on the newest episode's holdout (0.01 = 1 point).",
     )
+    gate_min_holdout_rows: int = Field(
+        30,
+        ge=1,
+        description="Fewest held-out rows of the newest episode (audit labels and full records; corrections are "
+        "never held out) the gate judges an improvement on; with fewer the candidate fails and the reason says so.",
+    )
     gate_epsilon: float = Field(
         0.02,
         ge=0.0,

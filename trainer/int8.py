@@ -23,6 +23,7 @@ class Int8Classifier:
     tokenizer: Tokenizer  # truncates to max_length, the rest in overflowing windows sharing stride tokens
     labels: tuple[str, ...]
     batch_size: int
+    temperature: float
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Per-text logits; a text longer than max_length is split into windows whose logits are averaged."""
@@ -49,7 +50,8 @@ class Int8Classifier:
         return sums / counts
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
-        logits = self.logits(texts)
+        """Per text, each label's probability, calibrated by the model's temperature."""
+        logits = self.logits(texts) / self.temperature
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities: list[list[float]] = (exp / exp.sum(axis=1, keepdims=True)).tolist()
         return probabilities
@@ -69,4 +71,4 @@ def load_int8(model_dir: Path, batch_size: int, threads: int) -> Int8Classifier:
     # Idle threads sleep instead of spinning: the service's HTTP and Kafka threads share these cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(model_dir / INT8_WEIGHTS), options, providers=["CPUExecutionProvider"])
-    return Int8Classifier(session, tokenizer, info.labels, batch_size)
+    return Int8Classifier(session, tokenizer, info.labels, batch_size, info.temperature)

@@ -157,8 +157,10 @@ def save_candidate_model(
     labels: Sequence[str],
     settings: TrainerSettings,
     dest: Path,
+    temperature: float = 1.0,
 ) -> tuple[Path, Path | None]:
-    """Save the adapter (LoRA) and the merged model; returns (model_dir, adapter_dir)."""
+    """Save the adapter (LoRA) and the merged model, with the temperature its probabilities are calibrated by;
+    returns (model_dir, adapter_dir)."""
     adapter_dir: Path | None = None
     if isinstance(model, PeftModel):
         adapter_dir = dest / "adapter"
@@ -168,5 +170,5 @@ def save_candidate_model(
     model_dir = dest / "model"
     model.save_pretrained(model_dir)  # type: ignore[operator]
     tokenizer.save_pretrained(model_dir)
-    write_labels(model_dir, labels, settings)
+    write_labels(model_dir, labels, settings, temperature=temperature)
     return model_dir, adapter_dir

@@ -17,6 +17,7 @@ class ModelInfo:
     labels: tuple[str, ...]
     max_length: int
     stride: int
+    temperature: float  # divides the logits before the softmax (trainer.calibration); 1.0 for older models
 
 
 def read_info(model_dir: Path) -> ModelInfo:
@@ -25,4 +26,6 @@ def read_info(model_dir: Path) -> ModelInfo:
     if not path.is_file():
         raise ModelLoadError(f"{model_dir} is not a driftloop model directory (no {LABELS_FILE})")
     info = json.loads(path.read_text())
-    return ModelInfo(tuple(info["labels"]), int(info["max_length"]), int(info["stride"]))
+    return ModelInfo(
+        tuple(info["labels"]), int(info["max_length"]), int(info["stride"]), float(info.get("temperature", 1.0))
+    )

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 
+from trainer.calibration import fit_temperature
 from trainer.errors import BadTrainingData, ModelLoadError, TrainerError
 from trainer.evaluate import evaluate, predict_episodes
 from trainer.fit import Report, ShouldStop, fit, prepare
 from trainer.job import Job
 from trainer.model import load_tokenizer, read_labels, save_candidate_model, setup_model
-from trainer.predict import Classifier
+from trainer.predict import Classifier, logits
 from trainer.results import Candidate, write_candidate
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,11 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
         report({"event": "phase", "phase": "fit", "train_windows": len(fit_data.targets), "labels": list(labels)})
         stats = fit(model, tokenizer, fit_data, settings, labels, report, should_stop, continued=job.parent is not None)
         report({"event": "phase", "phase": "evaluate"})
-        save_candidate_model(model.cpu(), tokenizer, labels, settings, partial)
+        live = Classifier(model.eval(), tokenizer, labels, settings.max_length, settings.stride,
+                          settings.eval_batch_size)  # fmt: skip
+        temperature = fit_temperature(logits(live, validation[0]), [labels.index(label) for label in validation[1]])
+        report({"event": "calibrated", "temperature": round(temperature, 4)})
+        save_candidate_model(model.cpu(), tokenizer, labels, settings, partial, temperature)
         int8_dir = partial / "int8" if settings.export_int8 else None
         evaluation, predictions = evaluate(partial / "model", data, parent, settings.latency_samples, int8_dir)
         if evaluation.int8 is not None:

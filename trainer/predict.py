@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
+from trainer.calibration import calibrated
 from trainer.model import load_tokenizer
 from trainer.model_info import read_info
 from trainer.windows import predict_texts
@@ -24,9 +25,11 @@ class Classifier:
     max_length: int
     stride: int
     batch_size: int = 64
+    temperature: float = 1.0
 
     def probabilities(self, texts: Sequence[str]) -> list[list[float]]:
-        probabilities: list[list[float]] = torch.softmax(logits(self, texts), dim=1).tolist()
+        """Per text, each label's probability, calibrated by the model's temperature."""
+        probabilities: list[list[float]] = calibrated(logits(self, texts), self.temperature).tolist()
         return probabilities
 
 
@@ -42,6 +45,7 @@ def load_classifier(model_dir: Path, batch_size: int = 64) -> Classifier:
         max_length=info.max_length,
         stride=info.stride,
         batch_size=batch_size,
+        temperature=info.temperature,
     )
 
 

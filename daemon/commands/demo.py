@@ -10,11 +10,13 @@ from daemon.serving.tokens import predict_token
 
 
 @click.command("demo")
-@click.option("--quick", is_flag=True, help="A tenth of the data (a smoke run; the model learns little).")
+@click.option("--quick", is_flag=True, help="Less of the data (a smoke run; the model learns little).")
+@click.option("--full-labels", is_flag=True, help="Send every served tweet with its label, instead of what users "
+              "send (30% of the wrong answers corrected, 5% of the right confirmed, a 3% audit sample).")  # fmt: skip
 @pass_state
-def demo(state: CliState, quick: bool) -> None:
+def demo(state: CliState, quick: bool, full_labels: bool) -> None:
     """Run the whole loop on real data: bootstrap, serve, stream, drift, train, gate, approve, swap, chart."""
-    run_demo((state.settings.home / "demo").resolve(), quick, predict_token(state.settings.registry))
+    run_demo((state.settings.home / "demo").resolve(), quick, predict_token(state.settings.registry), full_labels)
 
 
 COMMANDS = [demo]

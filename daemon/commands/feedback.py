@@ -103,14 +103,14 @@ def load(state: CliState, file: Path, no_check: bool) -> None:
 @pass_state
 def annotate(state: CliState, file: Path, service: str, out: Path | None) -> None:
     """Ask the service to predict every record of FILE: prints its accuracy on them; with --out writes the
-    records with `prediction` and `model_version` set, as corrections of the served model. Sends
-    registry.predict_token when it is set."""
+    records with `prediction` and `model_version` set, as corrections of the served model. An evaluation, not
+    served traffic: the service leaves it out of its prediction log. Sends registry.predict_token when it is set."""
     token = predict_token(state.settings.registry)
     records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     sources, right = set(), 0
     for start in range(0, len(records), ANNOTATE_BATCH):
         batch = records[start : start + ANNOTATE_BATCH]
-        answer = service_client.request_predictions(service, [record["text"] for record in batch], token)
+        answer = service_client.request_predictions(service, [record["text"] for record in batch], token, log=False)
         sources.add(answer["source"])
         for record, prediction in zip(batch, answer["predictions"], strict=True):
             record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]

@@ -81,6 +81,11 @@ def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
                    + ("" if serving["matches"] else "  MISMATCH"))  # fmt: skip
         if serving["failed_version"]:
             click.echo(f"  could not load {serving['failed_version']}: {serving['error']}")
+    accuracy = models["accuracy"]
+    if accuracy["model_version"] is not None:
+        click.echo(f"accuracy of {accuracy['model_version']} as served: {_share(accuracy['estimated'])} estimated from "
+                   f"its confidence over {accuracy['predictions']} predictions, {_share(accuracy['audited'])} on "
+                   f"{accuracy['audit_rows']} audit labels")  # fmt: skip
     active, last = training.get("active"), training["last_run"]
     if active:
         progress = active["progress"]
@@ -94,6 +99,10 @@ def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
                    f"{last['episode']}) {last['status']}{f': {said}' if said else ''}")  # fmt: skip
     else:
         click.echo("training: no run yet")
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 COMMANDS = [run, status]

@@ -1,8 +1,10 @@
 """`driftloop demo`: the whole loop on real health-news tweets, each step the documented command that does it.
 
-Version 1 learns early-2013 tweets; the stream then moves to late 2014 (new topics, new outlets). The daemon
-sees the drift, trains a candidate from version 1 on the new window plus a replay sample, the gate checks it
-on both periods, an operator approves it, the service swaps to it.
+Version 1 learns early-2013 tweets; the service then serves late-2014 tweets (new topics, new outlets). People
+react as they do: users correct 30% of the wrong answers and confirm 5% of the right ones, and a reviewer labels
+the 3% audit sample. The daemon sees the drift in the served traffic, trains a candidate from version 1 on the new
+feedback plus a replay sample, the gate checks it on the audit labels and the earlier holdout, an operator
+approves it, the service swaps to it. `--full-labels` sends every tweet with its label instead.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import shlex
 import shutil
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 import click
 
 from daemon.demo.data import DemoSizes, write_demo_files
+from daemon.demo.users import Served, reviewed, user_feedback
 from daemon.errors import DaemonError
 from daemon.serving import client as service_client
 from ingest.broker import LocalBroker, free_port
@@ -38,6 +42,7 @@ gate_recall_floor = 0.0
 [drift]
 warmup_rows = 500
 cooldown_rows = 5000
+served_label_wait_s = 20
 
 [daemon]
 drift_check_interval_s = 5
@@ -50,16 +55,25 @@ max_epochs = 4
 grad_accumulation = 1
 """
 WAIT_FOR_CANDIDATE_S = 900
+# Served traffic is many times the feedback it brings in: as users, the demo serves more late-2014 tweets. The
+# early-2013 stream stays short: over 2,000 of its tweets the mix of outlets moves enough for `label_mix` to fire
+# before the shift (measured 2026-11-30: at served tweet 1,175).
+AS_USERS = DemoSizes(bootstrap=3_000, reference=800, shifted=6_000, after=600, evaluation=500)
+FULL_LABELS = DemoSizes()
+QUICK_AS_USERS = DemoSizes(300, 600, 2_000, 100, 100)
+QUICK_FULL_LABELS = DemoSizes(300, 600, 700, 100, 100)
+USERS_CHUNK = 1_000  # tweets served between two rounds of feedback and review
+SERVE_BATCH = 64
 
 
-def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
+def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_labels: bool = False) -> None:
     """The whole loop in `home` (emptied first): bootstrap, serve, stream, drift, train, gate, approve, swap, chart.
 
     `predict_token` is sent when the demo asks the service itself (its commands read their own settings)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "driftloop.toml").write_text(DEMO_TOML)
-    sizes = DemoSizes(300, 600, 700, 100, 100) if quick else DemoSizes()
+    sizes = (QUICK_FULL_LABELS if quick else FULL_LABELS) if full_labels else (QUICK_AS_USERS if quick else AS_USERS)
     files = write_demo_files(home, sizes)
     external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(log_file=home / "broker.log").start()
@@ -74,7 +88,8 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
         "DRIFTLOOP_REGISTRY_PORT": str(port),
     }
     if quick:  # too little data to learn 16 outlets: the gate's margin is off
-        env |= {"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "600", "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"}
+        rows = "600" if full_labels else "400"
+        env |= {"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": rows, "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"}
     service_url = f"http://127.0.0.1:{port}"
     background: list[subprocess.Popen[bytes]] = []
     click.secho(f"demo home {home} (settings: {home / 'driftloop.toml'}), kafka {env['DRIFTLOOP_KAFKA_BOOTSTRAP']}",
@@ -88,8 +103,9 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
                   for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
         daemon = start_background(env, home, "run")
         background.append(daemon)
+        people = People(env, home, service_url, predict_token) if not full_labels else None
         for stream in (files.reference, files.shifted):
-            stream_served(env, home, stream, service_url)
+            stream_served(env, home, stream, service_url) if people is None else people.react(stream)
         step(env, home, "feedback", "load", files.bad.name, "--no-check")
         version = _wait_for_candidate(env, home)
         step(env, home, "show", version)
@@ -98,8 +114,8 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
         wait(swapped, 30, f"the service to swap to {version}")
         after = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
                  for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
-        stream_served(env, home, files.after, service_url)
-        streamed = sizes.bootstrap + sizes.reference + sizes.shifted + sizes.after
+        stream_served(env, home, files.after, service_url) if people is None else people.react(files.after)
+        streamed = sizes.bootstrap + (sizes.reference + sizes.shifted + sizes.after if people is None else people.sent)
         wait(lambda: _status(env, home)["ingest"]["rows"] >= streamed, 120, f"the daemon to store {streamed} rows")
         step(env, home, "lineage", version)
         click.secho(f"\n$ kill -TERM {daemon.pid}   # the daemon stops in order", fg="cyan", bold=True)
@@ -107,6 +123,9 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None) -> None:
         click.echo(f"daemon exited with {daemon.wait(timeout=120)}")
         step(env, home, "status")
         step(env, home, "chart", "--out", "chart.png")
+        if people is not None:
+            click.echo(f"\nserved {people.served} tweets; users sent {people.corrections} corrections and "
+                       f"{people.confirmations} confirmations, the reviewer {people.audits} audit labels")  # fmt: skip
         _summary(before, after, home / "chart.png")
     finally:
         for process in reversed(background):
@@ -137,6 +156,53 @@ def stream_served(env: dict[str, str], home: Path, stream: Path, service_url: st
     annotated = stream.with_name(f"{stream.stem}-served.jsonl")
     step(env, home, "feedback", "annotate", stream.name, "--service", service_url, "--out", annotated.name)
     step(env, home, "feedback", "load", annotated.name)
+
+
+class People:
+    """Users of the served model and its reviewer: the service predicts every tweet (served traffic, logged), users
+    correct 30% of the wrong answers and confirm 5% of the right ones, a reviewer labels the audit sample."""
+
+    def __init__(self, env: dict[str, str], home: Path, service_url: str, token: str | None) -> None:
+        self.env, self.home, self.service_url, self.token = env, home, service_url, token
+        self.rng = random.Random(0)
+        self.truth: dict[str, str] = {}  # prediction id -> the dataset's label
+        self.served = self.corrections = self.confirmations = self.audits = self.sent = 0
+
+    def react(self, stream: Path) -> None:
+        """Serve the tweets of `stream` in chunks; after each, the users' feedback and a round of review."""
+        tweets = [json.loads(line) for line in stream.read_text(encoding="utf-8").splitlines()]
+        for start in range(0, len(tweets), USERS_CHUNK):
+            served = self._serve(tweets[start : start + USERS_CHUNK])
+            reactions = user_feedback(served, self.rng)
+            self.corrections += sum(record["kind"] == "correction" for record in reactions)
+            self.confirmations += sum(record["kind"] == "confirmation" for record in reactions)
+            self._send(f"{stream.stem}-{start}-users.jsonl", reactions)
+            self._review(f"{stream.stem}-{start}-audit.jsonl")
+
+    def _serve(self, tweets: list[dict[str, Any]]) -> list[Served]:
+        served = []
+        for start in range(0, len(tweets), SERVE_BATCH):
+            batch = tweets[start : start + SERVE_BATCH]
+            answer = service_client.request_predictions(self.service_url, [t["text"] for t in batch], self.token)
+            served += [Served(p["prediction_id"], p["label"], t["label"])
+                       for t, p in zip(batch, answer["predictions"], strict=True)]  # fmt: skip
+        self.truth.update({prediction.prediction_id: prediction.truth for prediction in served})
+        self.served += len(served)
+        return served
+
+    def _review(self, name: str) -> None:
+        """Once the daemon holds what was served, export the audit sample, label it, send the labels."""
+        wait(lambda: _status(self.env, self.home)["ingest"]["prediction_log"]["predictions"] >= self.served, 120,
+             "the daemon to store the served predictions")  # fmt: skip
+        step(self.env, self.home, "audit", "export", "--out", name)
+        to_label = [json.loads(line) for line in (self.home / name).read_text(encoding="utf-8").splitlines()]
+        self.audits += len(to_label)
+        self._send(name, reviewed(to_label, self.truth))
+
+    def _send(self, name: str, records: list[dict[str, Any]]) -> None:
+        (self.home / name).write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+        step(self.env, self.home, "feedback", "load", name)
+        self.sent += len(records)
 
 
 def start_background(env: dict[str, str], home: Path, command: str) -> subprocess.Popen[bytes]:

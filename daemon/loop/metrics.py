@@ -101,6 +101,28 @@ def model_metrics(training: dict[str, Any], models: dict[str, Any]) -> Iterator[
     pending = GaugeMetricFamily("driftloop_candidates_pending", "Candidates waiting for approval.")
     pending.add_metric([], len(models["pending"]))
     yield pending
+    yield from accuracy_metrics(models["accuracy"])
+
+
+def accuracy_metrics(accuracy: dict[str, Any]) -> Iterator[Metric]:
+    """The served model's accuracy, estimated from its confidence and measured on audit labels (absent when
+    there is nothing to average)."""
+    for how, value, count in (("estimated", accuracy["estimated"], accuracy["predictions"]),
+                              ("audited", accuracy["audited"], accuracy["audit_rows"])):  # fmt: skip
+        family = GaugeMetricFamily(
+            f"driftloop_served_accuracy_{how}",
+            f"Accuracy of the served model, {how} over its newest {'predictions' if how == 'estimated' else 'audits'}.",
+            labels=["model_version"],
+        )
+        if value is not None:
+            family.add_metric([accuracy["model_version"]], value)
+        yield family
+        rows = GaugeMetricFamily(
+            f"driftloop_served_accuracy_{how}_rows", f"Rows the {how} accuracy is over.", labels=["model_version"]
+        )
+        if accuracy["model_version"] is not None:
+            rows.add_metric([accuracy["model_version"]], count)
+        yield rows
 
 
 def serve_metrics(host: str, port: int, status: Callable[[], dict[str, Any]]) -> Callable[[], None]:

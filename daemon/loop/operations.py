@@ -19,6 +19,7 @@ from daemon.reports.backtest import backtest_stored
 from daemon.reports.chart import write_chart
 from daemon.reports.status import collect_status, drift_status
 from daemon.settings import Settings
+from ingest.prediction_log import audit_sample
 from ingest.summary import recent_rejections, store_summary
 from trainer.results import to_json
 
@@ -33,6 +34,9 @@ OPERATIONS: dict[str, Operation] = {
         access.con, access.settings.kafka.topic, access.settings.kafka.predictions_topic
     ),
     "rejections": lambda access, arguments: recent_rejections(access.con, arguments["limit"]),
+    "audit_export": lambda access, arguments: audit_sample(
+        access.con, access.settings.audit.sample_rate, arguments["limit"]
+    ),
     "chart": lambda access, arguments: write_chart(access, Path(arguments["path"]), arguments["window"]),
     "gc": lambda access, arguments: collect_garbage(access, arguments["dry_run"], arguments["actor"]),
 }

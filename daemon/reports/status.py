@@ -13,6 +13,7 @@ from daemon.settings import Settings
 from drift.settings import DriftSettings
 from drift.signals import watches
 from drift.store import count_events, load_monitor, monitor_name, stored_events
+from ingest.prediction_log import served_accuracy
 from ingest.summary import PartitionOffset, StoreSummary, store_summary
 from registry.records import select_models, select_promotions
 from registry.served import read_served
@@ -57,7 +58,11 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
             "runs_by_status": runs.runs_by_status(con),
             "last_run": last_run[0].as_dict() if last_run else None,
         },
-        "models": {**_models(con, settings.registry.task), "serving": serving_state(con, settings)},
+        "models": {
+            **_models(con, settings.registry.task),
+            "serving": serving_state(con, settings),
+            "accuracy": asdict(served_accuracy(con, settings.audit.accuracy_window)),
+        },
     }
 
 

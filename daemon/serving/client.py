@@ -21,11 +21,13 @@ def ready(service_url: str) -> bool:
         return False
 
 
-def request_predictions(service_url: str, texts: Sequence[str], token: str | None = None) -> dict[str, Any]:
+def request_predictions(
+    service_url: str, texts: Sequence[str], token: str | None = None, log: bool = True
+) -> dict[str, Any]:
     """The service's answer to POST /predict: `model_version`, `source` and one prediction per text; `token` is
-    sent as the bearer token (`registry.predict_token`)."""
+    sent as the bearer token (`registry.predict_token`); `log` false keeps an evaluation out of the prediction log."""
     url = f"{service_url.rstrip('/')}/predict"
-    request = urllib.request.Request(url, json.dumps({"texts": list(texts)}).encode(),
+    request = urllib.request.Request(url, json.dumps({"texts": list(texts), "log": log}).encode(),
                                      {"Content-Type": "application/json", **authorization(token)})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=60) as response:

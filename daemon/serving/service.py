@@ -75,9 +75,11 @@ class DriftloopService:
         self.slot.start()
 
     @bentoml.api(route="/predict")  # type: ignore[untyped-decorator]  # bentoml exports it lazily (untyped)
-    def predict(self, texts: list[str]) -> dict[str, Any]:
+    def predict(self, texts: list[str], log: bool = True) -> dict[str, Any]:
         """Classify a batch of texts: each gets a label, a probability per label and a prediction id, with the
-        serving version; the predictions go to the prediction log without waiting for it."""
+        serving version; the predictions go to the prediction log without waiting for it. `log` false: an
+        evaluation or a replay, not served traffic, left out of the log (drift and the audit sample watch served
+        traffic only)."""
         problem = texts_problem(
             texts, self.settings.max_batch_texts, self.ingest.max_text_chars, self.settings.max_request_chars
         )
@@ -92,7 +94,7 @@ class DriftloopService:
         self.metrics.predictions.labels(model_version=served.version).inc(len(texts))
         now_ms = time.time_ns() // 1_000_000
         ids = [new_prediction_id(now_ms) for _ in texts]
-        if self.prediction_log is not None:
+        if self.prediction_log is not None and log:
             self.prediction_log.append(
                 ServedPrediction(prediction_id, text, p.label, p.scores, served.version, now_ms)
                 for prediction_id, text, p in zip(ids, texts, predictions, strict=True)

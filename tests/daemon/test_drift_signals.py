@@ -1,6 +1,6 @@
-"""Every drift signal the daemon feeds raises an event through the daemon's own path: records written by the
-store's write path, the drift job reading them back. (`confidence` and `distance` are not fed: the stored rows
-carry neither, so they are left out until something feeds them.)"""
+"""Every drift signal the daemon feeds on the feedback stream raises an event through the daemon's own path:
+records written by the store's write path, the drift job reading them back. (Feedback rows carry no model
+numbers: `confidence` is fed on the served stream, tests/daemon/test_served_drift.py; `distance` nowhere yet.)"""
 
 from __future__ import annotations
 

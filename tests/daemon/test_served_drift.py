@@ -32,20 +32,20 @@ SHIFT = 3_000  # served predictions before the shift
 SERVED = DriftSettings(stream="served", served_label_wait_s=0, warmup_rows=1_000, cooldown_rows=500)
 
 
-def served_stream(inputs_shift: bool, seed: int = 5) -> Iterator[tuple[str, bytes]]:
-    """6,000 predictions, one a second; from SHIFT on the model is wrong more often and, with `inputs_shift`, the
-    texts use other words and the model is less sure. A user corrects 30% of the wrong answers (by id, half a
-    second later)."""
+def served_stream(shifts: set[str], seed: int = 5) -> Iterator[tuple[str, bytes]]:
+    """6,000 predictions, one a second; from SHIFT on what `shifts` names changes: `errors` (the model is wrong
+    more often), `words` (the texts use other words), `confidence` (the model is less sure). A user corrects 30%
+    of the wrong answers (by id, half a second later)."""
     rng = random.Random(seed)
     old, new = [f"old{i}" for i in range(300)], [f"new{i}" for i in range(300)]
     for index in range(2 * SHIFT):
-        shifted = index >= SHIFT
-        words = new if shifted and inputs_shift else old
+        shifted = {name for name in shifts if index >= SHIFT}
+        words = new if "words" in shifted else old
         text = " ".join(rng.choice(words) for _ in range(rng.randint(5, 15)))
         truth = rng.choice("ab")
-        wrong = rng.random() < (0.4 if shifted else 0.1)
+        wrong = rng.random() < (0.4 if "errors" in shifted else 0.1)
         predicted = ("b" if truth == "a" else "a") if wrong else truth
-        confidence = rng.uniform(0.5, 0.7) if shifted and inputs_shift else rng.uniform(0.8, 0.99)
+        confidence = rng.uniform(0.5, 0.7) if "confidence" in shifted else rng.uniform(0.8, 0.99)
         scores = {predicted: confidence, "b" if predicted == "a" else "a": 1 - confidence}
         ts_ms = int((START + timedelta(seconds=index)).timestamp() * 1000)
         yield LOG, prediction_value(ServedPrediction(f"p{index}", text, predicted, scores, "v1", ts_ms), top_k=2)
@@ -55,10 +55,10 @@ def served_stream(inputs_shift: bool, seed: int = 5) -> Iterator[tuple[str, byte
 
 
 @contextmanager
-def served_store(path: Path, inputs_shift: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+def served_store(path: Path, shifts: set[str]) -> Iterator[duckdb.DuckDBPyConnection]:
     with FeedbackStore(path, IngestSettings(), predictions_topic=LOG) as store:
         ensure_schemas(store.con)
-        records = list(served_stream(inputs_shift))
+        records = list(served_stream(shifts))
         tables = [
             incoming_table([raw for t, raw in records if t == topic], topic) for topic in (LOG, FEEDBACK)
         ]  # the log first: each correction finds its prediction
@@ -68,7 +68,7 @@ def served_store(path: Path, inputs_shift: bool) -> Iterator[duckdb.DuckDBPyConn
 
 @pytest.fixture
 def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    with served_store(tmp_path / "driftloop.duckdb", inputs_shift=True) as con:
+    with served_store(tmp_path / "driftloop.duckdb", {"errors", "words", "confidence"}) as con:
         yield con
 
 
@@ -94,10 +94,12 @@ def test_the_served_stream_is_watched_and_its_event_opens_the_run_at_the_shift(c
     assert f"up to served prediction {event.row_id}" in plan.why
 
 
-def test_corrections_per_served_prediction_show_a_rise_of_the_error_rate(tmp_path: Path) -> None:
-    with served_store(tmp_path / "driftloop.duckdb", inputs_shift=False) as con:
+@pytest.mark.parametrize(("shift", "signal"), [("errors", "error"), ("confidence", "confidence")])
+def test_a_shift_in_one_thing_served_raises_its_own_signal(shift: str, signal: str, tmp_path: Path) -> None:
+    """The error rate seen only through corrections per served prediction; the confidence only the log holds."""
+    with served_store(tmp_path / "driftloop.duckdb", {shift}) as con:
         (event, *_) = check_drift(con, SERVED).events
-    assert event.signals == ("error",), "only the error rate changed"
+    assert event.signals == (signal,), f"only {shift} changed"
     assert SHIFT < event.row_id <= SHIFT + 600
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ingest.prediction_log import forget_old_predictions
+from ingest.prediction_log import ServedAccuracy, audit_sample, forget_old_predictions, served_accuracy
 from ingest.predictions import ServedPrediction, prediction_value
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
@@ -99,6 +99,14 @@ def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore
     assert store_summary(store.con, FEEDBACK, LOG).kinds == {"audit": 1, "confirmation": 1, "correction": 1, "label": 1}
 
 
+def test_audits_are_held_out_and_what_users_chose_to_send_is_trained_on(store: FeedbackStore, stream: Stream) -> None:
+    stream.write(*((LOG, event(f"p{i}")) for i in range(300)))
+    kinds = ("audit", "correction", "confirmation")
+    stream.write(*((FEEDBACK, feedback(prediction_id=f"p{i}", label="pets", kind=kinds[i % 3])) for i in range(300)))
+    splits = store.con.execute("SELECT kind, list(DISTINCT split) FROM feedback GROUP BY kind ORDER BY kind")
+    assert splits.fetchall() == [("audit", ["holdout"]), ("confirmation", ["train"]), ("correction", ["train"])]
+
+
 def test_a_prediction_and_its_feedback_in_one_batch_are_joined(store: FeedbackStore, stream: Stream) -> None:
     result = stream.write((FEEDBACK, feedback(prediction_id="p1", label="news")), (LOG, event("p1")))
     assert (result.predictions, result.stored, result.waiting) == (1, 1, 0)
@@ -154,6 +162,38 @@ def test_feedback_by_id_after_its_text_was_forgotten_must_carry_the_text(store: 
         "the text of prediction old is no longer kept (ingest.prediction_text_days); send the text with the feedback"
     )
     assert rows(store) == [("old:audit", "the cat sat", "news", "pets", "v1-p1", "audit", 0.7, "old")]
+
+
+def test_the_audit_sample_is_stable_random_and_leaves_out_what_is_audited(store: FeedbackStore, stream: Stream) -> None:
+    stream.write(*((LOG, event(f"p{i}")) for i in range(2_000)))
+    sample = audit_sample(store.con, 0.05, limit=1_000)
+    assert 60 < len(sample) < 140, "about 5% of 2,000"
+    assert audit_sample(store.con, 0.05, limit=1_000) == sample, "the same predictions every time"
+    assert {record["kind"] for record in sample} == {"audit"}
+    assert all(record["label"] is None and record["text"] == "the cat sat" for record in sample)
+    first = sample[0]["prediction_id"]
+    stream.write((FEEDBACK, feedback(prediction_id=first, label="news", kind="correction")))
+    assert audit_sample(store.con, 0.05, limit=1_000) == sample, "a correction is no audit label"
+    stream.write((FEEDBACK, feedback(prediction_id=first, label="news", kind="audit")))
+    assert audit_sample(store.con, 0.05, limit=1_000) == sample[1:]
+    assert len(audit_sample(store.con, 0.05, limit=10)) == 10
+
+
+def test_the_served_accuracy_is_estimated_from_confidence_and_measured_on_audits(
+    store: FeedbackStore, stream: Stream
+) -> None:
+    assert served_accuracy(store.con, 100) == ServedAccuracy(None, None, 0, None, 0)
+    old = [prediction_value(ServedPrediction(f"o{i}", "t", "pets", {"pets": 0.5, "news": 0.5}, "v1", NOW_MS), 2)
+           for i in range(5)]  # fmt: skip
+    stream.write(*((LOG, raw) for raw in old), *((LOG, event(f"p{i}")) for i in range(10)))  # v1-p1 at 0.7
+    audits = [feedback(prediction_id=f"p{i}", label="pets" if i < 3 else "news", kind="audit") for i in range(4)]
+    stream.write(*((FEEDBACK, raw) for raw in audits), (FEEDBACK, feedback(prediction_id="p9", label="news")))
+    accuracy = served_accuracy(store.con, 100)
+    assert accuracy.model_version == "v1-p1", "the model that served the newest prediction"
+    assert accuracy.estimated == pytest.approx(0.7)
+    assert accuracy.predictions == 10
+    assert (accuracy.audited, accuracy.audit_rows) == (0.75, 4), "3 of 4 audits agree; the correction is no audit"
+    assert served_accuracy(store.con, 2).audit_rows == 2
 
 
 def test_retention_deletes_rows_past_prediction_days(store: FeedbackStore, stream: Stream) -> None:

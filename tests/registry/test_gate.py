@@ -46,6 +46,13 @@ def test_a_gain_inside_the_noise_is_not_a_gain() -> None:
     assert "40 rows" in reason
 
 
+def test_too_few_held_out_rows_to_judge_fails_and_says_so() -> None:
+    (reason,) = decide(evaluation({1: 1.0}, rows=20), evaluation({1: 0.2}, rows=20), RULES).failures()
+    assert reason.startswith("Too few held-out rows to judge: macro_f1 1.0000 vs production")
+    assert "has 20 rows, fewer than registry.gate_min_holdout_rows (30)" in reason
+    assert "raise audit.sample_rate" in reason
+
+
 def test_a_gain_below_the_margin_fails() -> None:
     rules = RULES.model_copy(update={"gate_margin": 0.2})
     (reason,) = decide(evaluation({1: 0.9}), evaluation({1: 0.8}), rules).failures()

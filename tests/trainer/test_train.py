@@ -18,6 +18,7 @@ from trainer.int8 import load_int8
 from trainer.job import Job, read_job, write_job
 from trainer.metrics import score_predictions
 from trainer.model import load_classifier_model, load_tokenizer, read_labels, setup_model
+from trainer.model_info import read_info
 from trainer.pipeline import run_job
 from trainer.predict import load_classifier, logits
 from trainer.results import PREDICTIONS_FILE, Candidate, load_candidate
@@ -78,6 +79,10 @@ def test_save_and_reload_give_identical_logits(first_run: Candidate, tiny_base: 
     predictions = predict(load_classifier(first_run.model_dir), texts)
     assert [p.label for p in predictions] == ["alpha", "beta", "gamma"]
     assert sum(predictions[0].scores.values()) == pytest.approx(1.0)
+    temperature = read_info(first_run.model_dir).temperature
+    assert temperature != 1.0, "fitted on the validation rows"
+    calibrated = torch.softmax(logits(merged, texts[:1]) / temperature, dim=1)[0].tolist()
+    assert list(predictions[0].scores.values()) == pytest.approx(calibrated), "served probabilities are calibrated"
 
 
 def test_continuing_trains_the_adapter_grows_the_head_and_keeps_old_rows(first_run: Candidate, tmp_path: Path,

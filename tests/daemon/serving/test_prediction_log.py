@@ -230,6 +230,19 @@ def test_the_log_is_off_when_switched_off(registry: Registry, tiny_models: tuple
     assert (sink.events, sink.closed) == ([], False)
 
 
+def test_an_evaluation_asks_to_be_left_out_of_the_log(
+    registry: Registry, tiny_models: tuple[Path, ...], serve: Any
+) -> None:
+    promote(registry, tiny_models[0], "r1")
+    sink = RecordingSink()
+    client = serve(predictions=sink)
+    evaluated = client.post("/predict", json={"texts": ["w1", "w2"], "log": False}).json()
+    served = client.post("/predict", json={"texts": ["w3"]}).json()
+    serve()  # the instance shuts down and publishes what its log holds
+    assert sink.ids() == [served["predictions"][0]["prediction_id"]]
+    assert all("prediction_id" in prediction for prediction in evaluated["predictions"])
+
+
 # kafka-python 3.0 leaves the sockets of a producer that could not bootstrap to the garbage collector: closed here,
 # unwarned, and kept from pytest's records (its own error log, a ResourceWarning's traceback), which would keep them
 # open until a later test.
@@ -273,9 +286,15 @@ def test_served_predictions_are_ingested_and_feedback_by_their_id_is_filled_from
     assert unknown.json()["error"].startswith("field 'kind' is opinion")
 
     home = tmp_path / "ingest-home"  # the registry fixture holds the one at home
-    ingested = subprocess.run([sys.executable, "-m", "daemon", "ingest", "--once"], capture_output=True, text=True,
-                              env=cli_environment(kafka_settings, home), timeout=120, check=False)  # fmt: skip
-    assert ingested.returncode == 0, ingested.stderr
+    env = cli_environment(kafka_settings, home, AUDIT_SAMPLE_RATE="1.0")
+
+    def driftloop(*arguments: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "daemon", *arguments], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    driftloop("ingest", "--once")
     with duckdb.connect(str(home / "driftloop.duckdb"), read_only=True) as con:
         logged = read_predictions(con).select(["prediction_id", "text", "model_version"]).to_pylist()
         rows = read_rows(con).select(["prediction_id", "text", "label", "prediction", "model_version", "kind"])
@@ -286,3 +305,14 @@ def test_served_predictions_are_ingested_and_feedback_by_their_id_is_filled_from
         (first, "w1 w2", corrected, served[0]["label"], version, "correction"),
         (second, "w3", "pos", served[1]["label"], version, "audit"),
     ]
+
+    assert "wrote 2 predictions to label to audit.jsonl" in driftloop("audit", "export", "--out", "audit.jsonl")
+    to_label = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [record["prediction_id"] for record in to_label] == [third, first], "the unaudited ones, newest first"
+    (tmp_path / "audit.jsonl").write_text("".join(json.dumps({**record, "label": "neg"}) + "\n" for record in to_label))
+    driftloop("feedback", "load", "audit.jsonl")
+    driftloop("ingest", "--once")
+    stats = driftloop("feedback", "stats")
+    assert "stored 4 (3 holdout)" in stats, "audit labels are held out for the gate"
+    assert "kinds: audit 3, correction 1" in stats
+    assert "wrote 0 predictions" in driftloop("audit", "export", "--out", "audit.jsonl")
