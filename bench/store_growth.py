@@ -29,17 +29,18 @@ from ingest.store import FeedbackStore  # noqa: E402
 
 TOPIC = "bench"
 FILL_SQL = """
-INSERT INTO feedback
-SELECT $first + i, 'stored-' || ($first + i), 'a stored correction of some length, number ' || i, 'label-' || (i % 16),
-    NULL, NULL, now(), NULL, CASE WHEN i % 10 = 0 THEN 'holdout' ELSE 'train' END, 0, md5(i::VARCHAR),
-    'stored', 0, $first + i, now()
+INSERT INTO feedback BY NAME
+SELECT $first + i AS row_id, 'stored-' || ($first + i) AS id,
+    'a stored correction of some length, number ' || i AS text,
+    'label-' || (i % 16) AS label, now() AS ts, 'label' AS kind,
+    CASE WHEN i % 10 = 0 THEN 'holdout' ELSE 'train' END AS split, 0 AS episode, md5(i::VARCHAR) AS text_hash,
+    'stored' AS topic, 0 AS partition, $first + i AS "offset", now() AS ingested_at
 FROM range(0, $count) AS r(i)
 """
 
 
 def fill_to(store: FeedbackStore, size: int) -> None:
-    found = store.con.execute("SELECT count(*) FROM feedback").fetchone()
-    have = found[0] if found else 0
+    ((have,),) = store.con.execute("SELECT count(*) FROM feedback").fetchall()
     if size > have:
         store.con.execute(FILL_SQL, {"first": have + 1, "count": size - have})
         store.con.execute("CHECKPOINT")

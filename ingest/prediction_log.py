@@ -130,17 +130,17 @@ SELECT topic, partition, "offset", kafka_ts_ms, raw, prediction_id, waiting_sinc
 
 def log_clock(con: duckdb.DuckDBPyConnection) -> dict[str, datetime | None]:
     """The prediction log's newest event time, and when an event last arrived (both answered from statistics)."""
-    row = con.execute("SELECT max(ts), max(ingested_at) FROM predictions").fetchone()
-    assert row is not None
-    return {"log_newest_ts": row[0], "log_quiet_since": row[1]}
+    ((newest, last_arrived),) = con.execute("SELECT max(ts), max(ingested_at) FROM predictions").fetchall()
+    return {"log_newest_ts": newest, "log_quiet_since": last_arrived}
 
 
 def waiting_feedback(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """The feedback waiting for its prediction, as raw records (records.INCOMING_SCHEMA), in arrival order."""
-    waiting = con.sql(
+    # execute, not a relation: the store's connection may hold a caller's unfinished result, which a relation refuses
+    rows = con.execute(
         'SELECT topic, partition, "offset", kafka_ts_ms, raw FROM unmatched_feedback ORDER BY waiting_since, "offset"'
-    )
-    return waiting.to_arrow_table().cast(INCOMING_SCHEMA)
+    ).fetchall()
+    return pa.Table.from_pylist([dict(zip(INCOMING_SCHEMA.names, row, strict=True)) for row in rows], INCOMING_SCHEMA)
 
 
 def read_predictions(con: duckdb.DuckDBPyConnection, after_row_id: int = 0, limit: int | None = None) -> pa.Table:
@@ -213,37 +213,35 @@ class ServedAccuracy:
 
 def served_accuracy(con: duckdb.DuckDBPyConnection, window: int) -> ServedAccuracy:
     """The accuracy of the model that served the newest logged prediction (see ServedAccuracy)."""
-    newest = con.execute("SELECT model_version FROM predictions ORDER BY row_id DESC LIMIT 1").fetchone()
-    if newest is None:
+    newest = con.execute("SELECT model_version FROM predictions ORDER BY row_id DESC LIMIT 1").fetchall()
+    if not newest:
         return ServedAccuracy(None, None, 0, None, 0)
-    version = newest[0]
-    estimated = con.execute(
+    ((version,),) = newest
+    ((estimated, predictions),) = con.execute(
         "SELECT avg(confidence), count(*) FROM (SELECT confidence FROM predictions WHERE model_version = ? "
         "ORDER BY row_id DESC LIMIT ?)",
         [version, window],
-    ).fetchone()
-    audited = con.execute(
+    ).fetchall()
+    ((audited, audit_rows),) = con.execute(
         "SELECT avg(CAST(label = prediction AS DOUBLE)), count(*) FROM (SELECT label, prediction FROM feedback "
         "WHERE kind = 'audit' AND model_version = ? ORDER BY row_id DESC LIMIT ?)",
         [version, window],
-    ).fetchone()
-    assert estimated is not None
-    assert audited is not None
-    return ServedAccuracy(version, estimated[0], estimated[1], audited[0], audited[1])
+    ).fetchall()
+    return ServedAccuracy(version, estimated, predictions, audited, audit_rows)
 
 
 def prediction_time(con: duckdb.DuckDBPyConnection, row_id: int) -> datetime | None:
     """When the served prediction of `row_id` was made (None when the log no longer holds it)."""
-    found = con.execute("SELECT ts FROM predictions WHERE row_id = ?", [row_id]).fetchone()
-    return None if found is None else found[0]
+    found = con.execute("SELECT ts FROM predictions WHERE row_id = ?", [row_id]).fetchall()
+    return found[0][0] if found else None
 
 
 def forget_old_predictions(con: duckdb.DuckDBPyConnection, settings: IngestSettings, now: datetime) -> dict[str, int]:
     """Retention: texts older than `prediction_text_days` set to NULL, rows older than `prediction_days` deleted."""
     text_cutoff = now - timedelta(days=settings.prediction_text_days)
     row_cutoff = now - timedelta(days=settings.prediction_days)
-    deleted = con.execute("DELETE FROM predictions WHERE ts < ?", [row_cutoff]).fetchone()
-    forgotten = con.execute(
+    ((deleted,),) = con.execute("DELETE FROM predictions WHERE ts < ?", [row_cutoff]).fetchall()
+    ((forgotten,),) = con.execute(
         "UPDATE predictions SET text = NULL WHERE ts < ? AND text IS NOT NULL", [text_cutoff]
-    ).fetchone()
-    return {"rows_deleted": deleted[0] if deleted else 0, "texts_forgotten": forgotten[0] if forgotten else 0}
+    ).fetchall()
+    return {"rows_deleted": deleted, "texts_forgotten": forgotten}

@@ -181,8 +181,8 @@ class FeedbackStore:
     def _migrate(self) -> None:
         self.con.execute(SCHEMA)
         self.con.execute(PREDICTION_LOG_SCHEMA)
-        found = self.con.execute("SELECT max(version) FROM store_version").fetchone()
-        version = found[0] if found else None
+        # fetchall, not fetchone: a result left unfinished on the connection would refuse the relation queries
+        ((version,),) = self.con.execute("SELECT max(version) FROM store_version").fetchall()
         if version is None:
             self.con.execute("INSERT INTO store_version VALUES (?)", [STORE_VERSION])
         elif version in MIGRATIONS and version < STORE_VERSION:
@@ -270,13 +270,12 @@ class FeedbackStore:
             self.con.register("failed", failed)
             self.con.execute(INSERT_FAILED_SQL, cap)
             self.con.unregister("failed")
-        counted = self.con.execute(
+        ((stored, rejected, waiting),) = self.con.execute(
             "SELECT count(*) FILTER (reason IS NULL AND NOT waiting), count(*) FILTER (reason IS NOT NULL), "
             "count(*) FILTER (waiting) FROM checked"
-        ).fetchone()
+        ).fetchall()
         self.con.execute("DROP TABLE checked")
-        assert counted is not None
-        return PartResult(stored=counted[0], rejected=counted[1] + len(raising), waiting=counted[2])
+        return PartResult(stored=stored, rejected=rejected + len(raising), waiting=waiting)
 
     def _save_offsets(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         if not next_offsets:

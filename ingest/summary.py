@@ -76,11 +76,10 @@ def store_summary(con: duckdb.DuckDBPyConnection, topic: str, predictions_topic:
 
 
 def _prediction_log(con: duckdb.DuckDBPyConnection, topic: str) -> PredictionLogSummary:
-    found = con.execute(
+    ((predictions, with_text, newest, waiting),) = con.execute(
         "SELECT count(*), count(text), max(ts), (SELECT count(*) FROM unmatched_feedback) FROM predictions"
-    ).fetchone()
-    assert found is not None
-    return PredictionLogSummary(topic, found[0], found[1], found[3], found[2], _partitions(con, topic))
+    ).fetchall()
+    return PredictionLogSummary(topic, predictions, with_text, waiting, newest, _partitions(con, topic))
 
 
 def _partitions(con: duckdb.DuckDBPyConnection, topic: str) -> list[PartitionOffset]:

@@ -56,5 +56,5 @@ def test_each_size_is_filled_before_its_timed_writes_and_gets_its_time_over_the_
 
 
 def stored_rows(store: FeedbackStore) -> int:
-    found = store.con.execute("SELECT count(*) FROM feedback").fetchone()
-    return int(found[0]) if found else 0
+    ((count,),) = store.con.execute("SELECT count(*) FROM feedback").fetchall()
+    return int(count)
