@@ -1,4 +1,4 @@
-"""Temperature scaling (Guo et al., 2017): one number T, fitted on the validation rows after training, so that
+"""Temperature scaling (Guo et al., 2017): one number T, fitted on the held-out rows after training, so that
 softmax(logits / T) says how often the model is right. The argmax, and with it every prediction, is unchanged;
 the served confidence becomes an estimate of accuracy (what `driftloop status` averages over served traffic)."""
 

@@ -56,7 +56,12 @@ def run_job(job: Job, report: Report, should_stop: ShouldStop) -> Candidate:
         report({"event": "phase", "phase": "evaluate"})
         live = Classifier(model.eval(), tokenizer, labels, settings.max_length, settings.stride,
                           settings.eval_batch_size)  # fmt: skip
-        temperature = fit_temperature(logits(live, validation[0]), [labels.index(label) for label in validation[1]])
+        # Calibrated on the held-out rows, not the validation rows: those are drawn from what is trained on (users'
+        # corrections, which the model got wrong by construction); held out are audit labels and full records. One
+        # temperature changes no prediction, so the gate's scores on these rows are unchanged.
+        held_out = data.holdout
+        temperature = fit_temperature(logits(live, [row.text for row in held_out]),
+                                      [labels.index(row.label) for row in held_out])  # fmt: skip
         report({"event": "calibrated", "temperature": round(temperature, 4)})
         save_candidate_model(model.cpu(), tokenizer, labels, settings, partial, temperature)
         int8_dir = partial / "int8" if settings.export_int8 else None
