@@ -55,6 +55,7 @@ from drift.monitor import DriftMonitor  # noqa: E402
 from drift.rows import FeedbackRows  # noqa: E402
 from drift.settings import DriftSettings  # noqa: E402
 from ingest.datasets import LabelledText, health_tweets, sentiment_domains  # noqa: E402
+from ingest.settings import IngestSettings  # noqa: E402
 from trainer.data import Row, Split  # noqa: E402
 from trainer.predict import load_classifier  # noqa: E402
 from trainer.results import Candidate  # noqa: E402
@@ -63,7 +64,7 @@ from trainer.settings import TrainerSettings  # noqa: E402
 
 AUDIT_RATE = 0.03
 REGIMES = ("full", "corrections", "audit_only")  # `full` first: its update is the oracle
-HOLDOUT_FRACTION = 0.2  # ingest.holdout_fraction's default, for `label` rows
+HOLDOUT_FRACTION = IngestSettings().holdout_fraction  # for `label` rows, as the store splits them
 
 
 @dataclass(frozen=True)

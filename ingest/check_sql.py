@@ -85,6 +85,16 @@ def sized(column: str, what: str, setting: str, empty: str = "") -> str:
             || ${setting} || ' (ingest.{setting})'"""
 
 
+def drawn(expr: str, cut: str) -> str:
+    """True for a stable random share of rows: the first 32 bits of md5(`expr`) below the parameter `cut`, which
+    `draw_cut` makes from the share (the holdout split by id, the audit sample by prediction id)."""
+    return f"CAST('0x' || md5({expr})[1:8] AS UBIGINT) < {cut}"
+
+
+def draw_cut(share: float) -> int:
+    return int(share * 2**32)
+
+
 def ts_value(index: int) -> str:
     """The record's time: field `index` in epoch milliseconds or RFC 3339, else the Kafka timestamp."""
     return f"""CASE

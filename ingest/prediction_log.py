@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ingest.check_sql import draw_cut, drawn
 from ingest.predictions import CHECK_SQL as PREDICTION_CHECK_SQL
 from ingest.records import CHECK_SQL, INCOMING_SCHEMA
 from ingest.settings import IngestSettings
@@ -182,14 +183,14 @@ def audit_sample(con: duckdb.DuckDBPyConnection, sample_rate: float, limit: int)
     their text and no audit label yet, at most `limit`: what a reviewer labels next, as feedback records that
     lack only their label."""
     rows = con.execute(
-        """
+        f"""
         SELECT prediction_id, text, prediction, model_version, ts FROM predictions AS served
-        WHERE CAST('0x' || md5(prediction_id)[1:8] AS UBIGINT) < $cut AND text IS NOT NULL
+        WHERE {drawn("prediction_id", "$cut")} AND text IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM feedback WHERE feedback.prediction_id = served.prediction_id
                             AND kind = 'audit')
         ORDER BY row_id DESC LIMIT $limit
         """,
-        {"cut": int(sample_rate * 2**32), "limit": limit},
+        {"cut": draw_cut(sample_rate), "limit": limit},
     ).fetchall()
     return [
         {"prediction_id": prediction_id, "kind": "audit", "label": None, "text": text, "prediction": prediction,

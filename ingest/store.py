@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.check_sql import draw_cut, drawn
 from ingest.errors import IngestError
 from ingest.prediction_log import (
     CHECKED_FEEDBACK_SQL,
@@ -92,12 +93,12 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 """
 
-INSERT_FEEDBACK_SQL = """
+INSERT_FEEDBACK_SQL = f"""
 INSERT INTO feedback BY NAME
 SELECT (SELECT coalesce(max(row_id), 0) FROM feedback) + row_number() OVER (ORDER BY arrival) AS row_id,
     id, text, label, prediction, model_version, ts, meta, prediction_id, kind, confidence,
     CASE WHEN kind = 'audit' THEN 'holdout' WHEN kind IN ('correction', 'confirmation') THEN 'train'
-        WHEN CAST('0x' || md5(id)[1:8] AS UBIGINT) < $holdout_cut THEN 'holdout' ELSE 'train' END AS split,
+        WHEN {drawn("id", "$holdout_cut")} THEN 'holdout' ELSE 'train' END AS split,
     (SELECT coalesce(max(episode), 0) FROM episodes) AS episode,
     md5(text) AS text_hash, topic, partition, "offset", now() AS ingested_at
 FROM checked WHERE reason IS NULL AND NOT waiting
@@ -262,7 +263,7 @@ class FeedbackStore:
             clock = log_clock(self.con)
             window = {"window_s": self.settings.unmatched_feedback_s}
             self.con.execute(CHECKED_FEEDBACK_SQL, {**check_parameters(self.settings), **clock, **window})
-            self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": int(self.settings.holdout_fraction * 2**32)})
+            self.con.execute(INSERT_FEEDBACK_SQL, {"holdout_cut": draw_cut(self.settings.holdout_fraction)})
             self.con.execute(KEEP_WAITING_SQL)
         self.con.unregister("incoming")
         self.con.execute(INSERT_REJECTED_SQL, cap)

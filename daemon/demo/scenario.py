@@ -104,8 +104,16 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         daemon = start_background(env, home, "run")
         background.append(daemon)
         people = People(env, home, service_url, predict_token) if not full_labels else None
+
+        def serve(stream: Path) -> None:
+            """The tweets of `stream` served, and the feedback people send for them."""
+            if people is None:
+                stream_served(env, home, stream, service_url)
+            else:
+                people.react(stream)
+
         for stream in (files.reference, files.shifted):
-            stream_served(env, home, stream, service_url) if people is None else people.react(stream)
+            serve(stream)
         step(env, home, "feedback", "load", files.bad.name, "--no-check")
         version = _wait_for_candidate(env, home)
         step(env, home, "show", version)
@@ -114,7 +122,7 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         wait(swapped, 30, f"the service to swap to {version}")
         after = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
                  for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
-        stream_served(env, home, files.after, service_url) if people is None else people.react(files.after)
+        serve(files.after)
         streamed = sizes.bootstrap + (sizes.reference + sizes.shifted + sizes.after if people is None else people.sent)
         wait(lambda: _status(env, home)["ingest"]["rows"] >= streamed, 120, f"the daemon to store {streamed} rows")
         step(env, home, "lineage", version)

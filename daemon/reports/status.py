@@ -24,7 +24,6 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
     stored = store_summary(con, settings.kafka.topic, settings.kafka.predictions_topic)
     log = stored.prediction_log
     name = monitor_name(settings.drift)
-    monitor = load_monitor(con, settings.drift, name).status()
     events = stored_events(con, name, limit=1)
     last_run = runs.list_runs(con, limit=1)
     return {
@@ -47,10 +46,8 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
             },
         },
         "drift": {
-            **monitor.as_dict(),
+            **drift_status(con, settings.drift),
             "events_stored": count_events(con, name),
-            "stream": settings.drift.stream,
-            "watches": watches(settings.drift.stream),
             "warning": stream_warning(settings, stored),
             "last_event": events[0].describe() if events else None,
         },
