@@ -15,7 +15,10 @@ row's label: an audit label, else a correction's, else the prediction; the calib
 how many served rows after the shift it fired, events after the shift, events before it (false alarms).
 Update: driftloop continues the stage-0 adapter on the new period's feedback, split as ingest splits it (audits
 held out, corrections and confirmations trained on), plus its replay of the stage-0 rows; the oracle is the same
-recipe on every new served row with its true label, which is the `full` regime's update (so its gap is 0).
+recipe on every new served row with its true label, which is the `full` regime's update (so its gap is 0). The
+same-count reference is that recipe on a random draw of those rows, as many as the corrections regime trains on: the
+gap to the oracle splits into what the label count costs (oracle − same count) and what users' choice of rows costs
+(`gap_to_same_count_pts`, same count − driftloop; negative when corrections teach more than random labels).
 Accuracy on the evaluation rows of each period: gain over no-update on the new period, gap to the oracle,
 forgetting of the old period (no-update minus driftloop).
 Estimate error: |mean calibrated confidence − accuracy| on the stationary stretches, the stage-0 model on the old
@@ -24,7 +27,7 @@ Service figures (`bench/serve.py`'s measure): the prediction log's p99 overhead 
 
 Last line: {"scenarios": {NAME: {REGIME: {"detected", "delay_rows", "events_per_shift", "false_alarms", "gain_pts",
 "gap_to_oracle_pts", "forgetting_pts", "estimate_error_pts"}}}, "log_overhead_ratio", "int8_speedup",
-"int8_rss_ratio"}.
+"int8_rss_ratio"}; the corrections regime also has "gap_to_same_count_pts".
 """
 
 from __future__ import annotations
@@ -187,8 +190,15 @@ def window_rows(served: Sequence[ServedRow], sent: Sequence[tuple[int, str]], sh
         if index >= shift:
             item = served[index].item
             row_id = f"{item.id}:{kind}"
-            rows.append(Row(row_id, item.text, item.label, 1, split_of(kind, row_id)))
+            prediction = None if kind == "label" else served[index].predicted  # by prediction id, ingest fills it
+            rows.append(Row(row_id, item.text, item.label, 1, split_of(kind, row_id), kind, prediction))
     return rows
+
+
+def same_count(full: Sequence[Row], count: int, seed: int) -> list[Row]:
+    """`count` of the full regime's training rows drawn at random, with its held-out rows."""
+    train = [row for row in full if row.split == "train"]
+    return random.Random(seed).sample(train, min(count, len(train))) + [row for row in full if row.split == "holdout"]
 
 
 def accuracy_and_confidence(model_dir: Path, items: Sequence[LabelledText]) -> tuple[float, float]:
@@ -238,16 +248,20 @@ def scenario(
     base = stage0(name, data, settings, sizes, work)
     results: dict[str, Any] = {}
     oracle_new = 0.0  # the `full` regime's candidate is the oracle: every served row labelled, the same recipe
+    sent = {regime: feedback(regime, base.served, random.Random(seed)) for regime in REGIMES}
+    windows = {regime: window_rows(base.served, sent[regime], data.shift) for regime in REGIMES}
+    trained_on = sum(row.split == "train" for row in windows["corrections"])
+    reference = updated(base, same_count(windows["full"], trained_on, seed), settings, work / f"{name}-same-count")
+    same_count_new = accuracy_and_confidence(reference.model_dir, data.eval_new)[0]
     for regime in REGIMES:
-        sent = feedback(regime, base.served, random.Random(seed))
-        window = window_rows(base.served, sent, data.shift)
+        window = windows[regime]
         candidate = updated(base, window, settings, work / f"{name}-{regime}")
         new_accuracy, new_confidence = accuracy_and_confidence(candidate.model_dir, data.eval_new)
         old_after = accuracy_and_confidence(candidate.model_dir, data.eval_old)[0]
         oracle_new = new_accuracy if regime == "full" else oracle_new
         old_accuracy, old_confidence = base.served_old
         results[regime] = {
-            **detection(monitor_rows(base.served, sent), data.shift, sizes),
+            **detection(monitor_rows(base.served, sent[regime]), data.shift, sizes),
             "labels_sent": len(window),
             "updated": candidate is not base.candidate,
             "gain_pts": round(100 * (new_accuracy - base.no_update["new"]), 2),
@@ -258,9 +272,12 @@ def scenario(
             ),  # fmt: skip
             "accuracy": {"new": round(new_accuracy, 4), "old": round(old_after, 4)},
         }
+        if regime == "corrections":
+            results[regime]["gap_to_same_count_pts"] = round(100 * (same_count_new - new_accuracy), 2)
         log(f"{name} {regime}: {json.dumps(results[regime])}")
     results["reference"] = {"no_update": {period: round(value, 4) for period, value in base.no_update.items()},
-                            "oracle_new": round(oracle_new, 4)}  # fmt: skip
+                            "oracle_new": round(oracle_new, 4), "same_count_new": round(same_count_new, 4),
+                            "same_count_rows": trained_on}  # fmt: skip
     return results
 
 

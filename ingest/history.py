@@ -27,6 +27,8 @@ class StoredRow:
     label: str
     episode: int
     split: Split
+    kind: str  # correction, confirmation, audit, or label
+    prediction: str | None  # the served prediction, when the feedback names it
 
 
 @dataclass(frozen=True)
@@ -114,12 +116,13 @@ def training_rows(con: duckdb.DuckDBPyConnection, last_row_id: int) -> list[Stor
     column stamped at ingest can lag by one batch when an episode opens during a write).
     """
     table = con.execute(
-        "SELECT f.row_id, f.id, f.text, f.label, coalesce(e.episode, 0), f.split FROM feedback f "
+        "SELECT f.row_id, f.id, f.text, f.label, coalesce(e.episode, 0), f.split, coalesce(f.kind, 'label'), "
+        "f.prediction FROM feedback f "
         "ASOF LEFT JOIN episodes e ON f.row_id >= e.first_row_id WHERE f.row_id <= ? ORDER BY f.row_id",
         [last_row_id],
     ).fetchall()
-    return [StoredRow(int(row_id), id_, text, label, int(episode), split) for row_id, id_, text, label, episode, split
-            in table]  # fmt: skip
+    return [StoredRow(int(row_id), id_, text, label, int(episode), split, kind, prediction)
+            for row_id, id_, text, label, episode, split, kind, prediction in table]  # fmt: skip
 
 
 def kafka_ranges(con: duckdb.DuckDBPyConnection, first_row_id: int, last_row_id: int) -> list[KafkaRange]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from trainer.dedup import near_duplicates
 from trainer.errors import BadTrainingData
+from trainer.feedback_mix import FeedbackMix, mix_weights
 from trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class Row:
     label: str
     episode: int
     split: Split = "train"
+    kind: str = "label"  # correction, confirmation, audit, or label (a whole record)
+    prediction: str | None = None  # what the service answered, when the row says so
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class TrainingData:
     replay_rows: int
     duplicates_dropped: int
     dedup_seconds: float
+    mix: FeedbackMix | None = None  # how corrections and confirmations were weighted (trainer/feedback_mix.py)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -99,10 +103,14 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
     train, validation = split_validation(kept, settings.validation_fraction, rng)
     new_ids = {row.id for row in new}
     weights = loss_weights([row.id in new_ids for row in train], settings.new_window_share)
+    weights, mix = mix_weights(train, weights, new_ids, window_rows, settings.mix_min_audit_rows)
     log.info(
         "selected %d new + %d replay rows, dropped %d near-duplicates in %.2fs, %d for validation",
         len(new), len(replay), sum(dropped), dedup_seconds, len(validation),
     )  # fmt: skip
+    if mix.applied:
+        log.info("weighted %d corrections and %d confirmations to the audited served error rate %.3f (%d audit rows)",
+                 mix.corrections, mix.confirmations, mix.served_error_rate, mix.audit_rows)  # fmt: skip
     return TrainingData(
         train=tuple(train),
         train_weights=weights,
@@ -112,6 +120,7 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
         replay_rows=len(replay),
         duplicates_dropped=sum(dropped),
         dedup_seconds=dedup_seconds,
+        mix=mix,
     )
 
 

@@ -67,6 +67,13 @@ class TrainerSettings(BaseModel):
         description="Smallest share of the training loss carried by the new window's rows: when replayed rows "
         "outnumber them, new rows weigh more and replayed rows less (the mean weight stays 1); 0: all rows alike.",
     )
+    mix_min_audit_rows: int = Field(
+        30,
+        ge=0,
+        description="Audit rows in the new window (with the served prediction) from which the run weights users' "
+        "corrections and confirmations to the served error rate those rows measure (users correct more wrong "
+        "answers than they confirm right ones); fewer: all weigh alike; 0: never weight.",
+    )
     dedup_threshold: float = Field(
         0.85,
         gt=0.0,

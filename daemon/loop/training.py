@@ -12,7 +12,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def split_window(rows: list[history.StoredRow], first_row_id: int) -> tuple[list
     earlier: list[Row] = []
     for row in rows:
         (window if row.row_id >= first_row_id else earlier).append(
-            Row(row.id, row.text, row.label, row.episode, row.split)
+            Row(row.id, row.text, row.label, row.episode, row.split, row.kind, row.prediction)
         )
     return window, earlier
 
@@ -154,6 +154,7 @@ def describe_data(data: TrainingData, window_rows: int) -> dict[str, Any]:
         "replay_rows": data.replay_rows,
         "duplicates_dropped": data.duplicates_dropped,
         "labels": list(data.labels),
+        "feedback_mix": None if data.mix is None else asdict(data.mix),
     }
 
 

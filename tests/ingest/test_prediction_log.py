@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from ingest import history
 from ingest.prediction_log import ServedAccuracy, audit_sample, forget_old_predictions, served_accuracy
 from ingest.predictions import ServedPrediction, prediction_value
 from ingest.records import incoming_table
@@ -97,6 +98,8 @@ def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore
         ("full", "a text", "news", "pets", None, "label", None, None),
     ]
     assert store_summary(store.con, FEEDBACK, LOG).kinds == {"audit": 1, "confirmation": 1, "correction": 1, "label": 1}
+    trained = [(row.kind, row.prediction) for row in history.training_rows(store.con, history.UNBOUNDED)]
+    assert trained == [("correction", "pets"), ("confirmation", "news"), ("audit", "pets"), ("label", "pets")]
 
 
 def test_audits_are_held_out_and_what_users_chose_to_send_is_trained_on(store: FeedbackStore, stream: Stream) -> None:
