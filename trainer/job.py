@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainer.data import Row, TrainingData
+from trainer.feedback_mix import FeedbackMix
 from trainer.settings import TrainerSettings
 
 JOB_FILE = "job.json"
@@ -41,6 +42,7 @@ def write_job(run_dir: Path, job: Job) -> None:
         "replay_rows": data.replay_rows,
         "duplicates_dropped": data.duplicates_dropped,
         "dedup_seconds": data.dedup_seconds,
+        "mix": None if data.mix is None else asdict(data.mix),
     }
     (run_dir / JOB_FILE).write_text(json.dumps(header, indent=1))
     with open(run_dir / ROWS_FILE, "w", encoding="utf-8") as out:
@@ -70,6 +72,7 @@ def read_job(run_dir: Path) -> Job:
         replay_rows=header["replay_rows"],
         duplicates_dropped=header["duplicates_dropped"],
         dedup_seconds=header["dedup_seconds"],
+        mix=None if header["mix"] is None else FeedbackMix(**header["mix"]),
     )
     return Job(
         settings=TrainerSettings.model_validate(header["settings"]),
