@@ -62,3 +62,4 @@ def test_the_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert all(keys <= set(regimes[regime]) for regime in REGIMES)
         assert regimes["full"]["detected"], "with every label the shift is seen"
         assert regimes["audit_only"]["updated"] is False, "audits alone are held out: nothing to train on"
+        assert "gap_to_same_count_pts" in regimes["corrections"]
