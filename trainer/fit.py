@@ -1,4 +1,7 @@
-"""The training loop: length-grouped batches, AdamW with warmup, accumulation, label smoothing, early stopping."""
+"""The training loop: length-grouped batches, AdamW with warmup, accumulation, label smoothing, early stopping.
+
+The loop (`train`) is the same for every task; an `Objective` says what a batch's loss and a validation score are.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -98,15 +101,54 @@ def warmup_linear(total_steps: int, warmup_ratio: float) -> Callable[[int], floa
     return factor
 
 
-def validate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: FitData, settings: TrainerSettings,
-             labels: Sequence[str]) -> float:  # fmt: skip
-    model.eval()
-    logits = predict_texts(
-        model, tokenizer, data.validation_texts, settings.max_length, settings.stride, settings.eval_batch_size
-    )
-    predicted = [labels[i] for i in logits.argmax(dim=1).tolist()]
-    model.train()
-    return score_predictions(data.validation_labels, predicted, labels).macro_f1
+class Objective(Protocol):
+    """What the loop trains for: per-example lengths (batches group similar ones), the weighted loss of a batch,
+    and the validation score that picks the best epoch."""
+
+    metric: str  # the validation score's name, e.g. macro_f1 or perplexity
+    lower_is_better: bool
+
+    def lengths(self) -> Sequence[int]: ...
+
+    def loss(self, batch: Sequence[int], denominator: int) -> torch.Tensor: ...
+
+    def validate(self) -> float: ...
+
+
+@dataclass
+class ClassifierObjective:
+    """Cross-entropy with label smoothing on windows, each weighted by its row; validation macro-F1."""
+
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    data: FitData
+    settings: TrainerSettings
+    labels: Sequence[str]
+    metric: str = "macro_f1"
+    lower_is_better: bool = False
+
+    def lengths(self) -> Sequence[int]:
+        return [len(window) for window in self.data.windows.input_ids]
+
+    def loss(self, batch: Sequence[int], denominator: int) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        pad_id = int(self.tokenizer.pad_token_id) if self.tokenizer.pad_token_id is not None else 0
+        inputs = collate([self.data.windows.input_ids[i] for i in batch], pad_id, device)
+        target = torch.tensor([self.data.targets[i] for i in batch], device=device)
+        weight = torch.tensor([self.data.weights[i] for i in batch], device=device)
+        losses = torch.nn.functional.cross_entropy(
+            self.model(**inputs).logits, target, label_smoothing=self.settings.label_smoothing, reduction="none"
+        )
+        return (losses * weight).sum() / denominator
+
+    def validate(self) -> float:
+        self.model.eval()
+        settings = self.settings
+        logits = predict_texts(self.model, self.tokenizer, self.data.validation_texts, settings.max_length,
+                               settings.stride, settings.eval_batch_size)  # fmt: skip
+        predicted = [self.labels[i] for i in logits.argmax(dim=1).tolist()]
+        self.model.train()
+        return score_predictions(self.data.validation_labels, predicted, self.labels).macro_f1
 
 
 def fit(
@@ -119,21 +161,32 @@ def fit(
     should_stop: ShouldStop,
     continued: bool = False,
 ) -> FitStats:
+    """Train a classifier in place (see `train`)."""
+    objective = ClassifierObjective(model, tokenizer, data, settings, labels)
+    return train(model, objective, settings, report, should_stop, continued)
+
+
+def train(
+    model: torch.nn.Module,
+    objective: Objective,
+    settings: TrainerSettings,
+    report: Report,
+    should_stop: ShouldStop,
+    continued: bool = False,
+) -> FitStats:
     """Train in place; at the end the model holds the weights of the best validation epoch. `continued`: the
     model starts from a parent's weights (with `decay_toward_parent`, weight decay pulls toward them)."""
     rng = random.Random(settings.seed)
-    lengths = [len(window) for window in data.windows.input_ids]
+    lengths = objective.lengths()
     batches_per_epoch = math.ceil(len(lengths) / settings.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / settings.grad_accumulation)
     optimizer = make_optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_linear(steps_per_epoch * settings.max_epochs, settings.warmup_ratio)
     )
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing, reduction="none")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    best, best_epoch, best_state, since_best = -1.0, 0, _snapshot(model), 0
+    sign = -1.0 if objective.lower_is_better else 1.0
+    best, best_epoch, best_state, since_best = -math.inf, 0, _snapshot(model), 0
     anchors = decay_anchors(optimizer) if continued and settings.decay_toward_parent else []
     curve: list[float] = []
     losses: list[float] = []
@@ -148,14 +201,11 @@ def fit(
             if should_stop():
                 raise TrainingCancelled(f"cancelled at epoch {epoch}, step {step}")
             started = time.perf_counter()
-            windows_in_group = sum(len(batch) for batch in group)
+            examples_in_group = sum(len(batch) for batch in group)
             total = 0.0
             for batch in group:
-                inputs = collate([data.windows.input_ids[i] for i in batch], pad_id, device)
-                target = torch.tensor([data.targets[i] for i in batch], device=device)
-                weight = torch.tensor([data.weights[i] for i in batch], device=device)
-                loss = (loss_fn(model(**inputs).logits, target) * weight).sum() / windows_in_group
-                loss.backward()
+                loss = objective.loss(batch, examples_in_group)
+                loss.backward()  # type: ignore[no-untyped-call]
                 total += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm))
             optimizer.step()
@@ -164,21 +214,22 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             busy += time.perf_counter() - started
             step += 1
-            seen += windows_in_group
+            seen += examples_in_group
             losses.append(total)
             norms.append(norm)
             if step % settings.log_every_steps == 0:
                 report({"event": "progress", "epoch": epoch, "step": step, "loss": total, "grad_norm": norm,
                         "lr": schedule.get_last_lr()[0], "samples_per_s": seen / busy})  # fmt: skip
-        current = validate(model, tokenizer, data, settings, labels)
+        current = objective.validate()
         curve.append(current)
-        report({"event": "validation", "epoch": epoch, "step": step, "macro_f1": current})
-        if current > best:
-            best, best_epoch, best_state, since_best = current, epoch, _snapshot(model), 0
+        report({"event": "validation", "epoch": epoch, "step": step, objective.metric: current})
+        if sign * current > best:
+            best, best_epoch, best_state, since_best = sign * current, epoch, _snapshot(model), 0
         else:
             since_best += 1
             if since_best >= settings.patience:
-                log.info("early stop after epoch %d: no better validation macro-F1 for %d epochs", epoch, since_best)
+                log.info("early stop after epoch %d: no better validation %s for %d epochs", epoch, objective.metric,
+                         since_best)  # fmt: skip
                 break
     _restore(model, best_state)
     return FitStats(
@@ -189,12 +240,13 @@ def fit(
         train_windows=len(lengths),
         train_seconds=busy,
         samples_per_s=seen / busy if busy else 0.0,
-        best_validation_macro_f1=best,
+        best_validation=sign * best,
         validation_curve=tuple(curve),
         loss_curve=tuple(losses),
         grad_norm_curve=tuple(norms),
         trainable_parameters=sum(p.numel() for p in trainable),
         total_parameters=sum(p.numel() for p in model.parameters()),
+        validation_metric=objective.metric,
     )
 
 

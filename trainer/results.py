@@ -96,13 +96,14 @@ class FitStats:
     train_windows: int
     train_seconds: float
     samples_per_s: float
-    best_validation_macro_f1: float
+    best_validation: float  # the best epoch's validation score, a `validation_metric`
     validation_curve: tuple[float, ...]
     loss_curve: tuple[float, ...] = field(default=())
     grad_norm_curve: tuple[float, ...] = field(default=())
     # the model's parameters while it trained, LoRA matrices and the saved head's copy included; 0: not recorded
     trainable_parameters: int = 0
     total_parameters: int = 0
+    validation_metric: str = "macro_f1"
 
 
 @dataclass(frozen=True)
@@ -223,12 +224,13 @@ def load_candidate(path: Path) -> Candidate:
             train_windows=fit["train_windows"],
             train_seconds=fit["train_seconds"],
             samples_per_s=fit["samples_per_s"],
-            best_validation_macro_f1=fit["best_validation_macro_f1"],
+            best_validation=fit.get("best_validation", fit.get("best_validation_macro_f1")),  # before 2026-11-30
             validation_curve=tuple(fit["validation_curve"]),
             loss_curve=tuple(fit["loss_curve"]),
             grad_norm_curve=tuple(fit["grad_norm_curve"]),
             trainable_parameters=fit.get("trainable_parameters", 0),
             total_parameters=fit.get("total_parameters", 0),
+            validation_metric=fit.get("validation_metric", "macro_f1"),
         ),
         predictions=predictions_from_json(json.loads((path / PREDICTIONS_FILE).read_text())),
     )

@@ -1,0 +1,69 @@
+"""Prompt and response pairs as a causal LM trains on them: the chat-formatted prompt, then the response and the
+end-of-turn token, with the loss on the response tokens only; and the perplexity of responses given prompts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORED = -100  # the target id cross-entropy skips
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]  # IGNORED on the prompt, the token itself on the response
+
+
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
+    """`prompt` as the user's turn in the model's chat template, ending where the assistant's answer begins."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)  # fmt: skip
+    return str(text)
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int) -> Example:
+    """One example of at most `max_length` tokens: a prompt longer than half of it keeps its end, the response is
+    cut to what is left (its end-of-turn token included when it fits)."""
+    prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    prompt_ids = prompt_ids[-(max_length // 2) :] if len(prompt_ids) > max_length // 2 else prompt_ids
+    response_ids = response_ids[: max_length - len(prompt_ids)]
+    return Example(tuple(prompt_ids + response_ids), (IGNORED,) * len(prompt_ids) + tuple(response_ids))
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids, attention_mask and labels (padding IGNORED)."""
+    width = max(len(example.input_ids) for example in examples)
+    pad = [width - len(example.input_ids) for example in examples]
+    return {
+        "input_ids": torch.tensor([[*e.input_ids, *[pad_id] * n] for e, n in zip(examples, pad, strict=True)]),
+        "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * n for e, n in zip(examples, pad, strict=True)]),
+        "labels": torch.tensor([[*e.labels, *[IGNORED] * n] for e, n in zip(examples, pad, strict=True)]),
+    }
+
+
+def response_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
+    """Summed negative log-likelihood of the batch's response tokens, and how many there are."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORED, reduction="sum"
+    )
+    return float(loss), int((targets != IGNORED).sum())
+
+
+@torch.no_grad()
+def perplexity(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 8) -> float:
+    """exp of the mean negative log-likelihood per response token, over every example."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start : start + batch_size], pad_id)
+        loss, tokens = response_nll(model, {name: tensor.to(device) for name, tensor in batch.items()})
+        total, count = total + loss, count + tokens
+    return math.exp(total / count) if count else math.nan
