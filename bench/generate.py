@@ -218,10 +218,11 @@ def plain_trainer_samples_per_s(settings: TrainerSettings, glosses: Sequence[Glo
 
 
 SERVE_SCRIPT = """
-import json, resource, sys, time, torch
+import json, sys, time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 sys.path.insert(0, sys.argv[1])
 from trainer.causal_eval import generate
+from trainer.serving_cost import peak_memory_mb
 torch.set_num_threads(2)
 folder, prompts, tokens, repeats = sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
@@ -231,15 +232,16 @@ for i in range(repeats):
     started = time.perf_counter()
     generate(model, tokenizer, [prompts[i % len(prompts)]], tokens, min_new_tokens=tokens)
     times.append(1000 * (time.perf_counter() - started))
-print(json.dumps({"times_ms": times, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"times_ms": times, "rss_mb": peak_memory_mb()}))
 """
 
 
 def serve_latency(
     settings: TrainerSettings, adapter: Path, prompts: list[str], sizes: Sizes, work: Path
 ) -> dict[str, Any]:
-    """p50/p99 of one answer of exactly `new_tokens` tokens (the end of turn is not allowed sooner) and peak RSS,
-    in a fresh process serving the merged model."""
+    """p50/p99 of one answer of exactly `new_tokens` tokens (the end of turn is not allowed sooner) and peak RSS
+    (VmHWM: ru_maxrss would carry this process's training peak across fork and exec), in a fresh process serving
+    the merged model."""
     model, tokenizer = causal_model(settings.base_model_path(), adapter, settings)
     merged = work / "merged"
     model.merge_and_unload().save_pretrained(merged)
