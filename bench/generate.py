@@ -85,9 +85,10 @@ class Episode:
 
 def episodes(sizes: Sizes, seed: int) -> list[Episode]:
     rng = random.Random(seed)
+    glosses = wordnet_glosses()
     chosen = []
     for group in EPISODES:
-        pool = [g for g in wordnet_glosses() if g.group == group and len(g.definition.split()) <= MAX_WORDS]
+        pool = [g for g in glosses if g.group == group and len(g.definition.split()) <= MAX_WORDS]
         picked = rng.sample(pool, sizes.train + sizes.test)
         chosen.append(Episode(picked[: sizes.train], picked[sizes.train :]))
     return chosen
@@ -116,18 +117,24 @@ def train_stage(settings: TrainerSettings, parent: Path | None, glosses: Sequenc
             "trainable_pct": round(100 * stats.trainable_parameters / stats.total_parameters, 3)}  # fmt: skip
 
 
-def evaluate(settings: TrainerSettings, adapter: Path, episode: Episode, new_tokens: int) -> dict[str, Any]:
+def evaluate(
+    settings: TrainerSettings, adapter: Path, episodes: dict[int, Episode], new_tokens: int
+) -> dict[int, dict[str, Any]]:
+    """The model with `adapter` (loaded once) on the test glosses of each of `episodes`."""
     model, tokenizer = causal_model(settings.base_model_path(), adapter, settings)
     model.train(False)
-    references = [g.definition for g in episode.test]
-    answers = generate(model, tokenizer, [g.prompt for g in episode.test], new_tokens)
     pad = int(tokenizer.pad_token_id)
-    return {
-        "perplexity": round(perplexity(model, examples_of(tokenizer, episode.test), pad), 2),
-        "bleu": round(corpus_score("bleu", answers, references), 2),
-        "chrf": round(corpus_score("chrf", answers, references), 2),
-        "answers": answers,
-    }
+    scores = {}
+    for number, episode in episodes.items():
+        references = [g.definition for g in episode.test]
+        answers = generate(model, tokenizer, [g.prompt for g in episode.test], new_tokens)
+        scores[number] = {
+            "perplexity": round(perplexity(model, examples_of(tokenizer, episode.test), pad), 2),
+            "bleu": round(corpus_score("bleu", answers, references), 2),
+            "chrf": round(corpus_score("chrf", answers, references), 2),
+            "answers": answers,
+        }
+    return scores
 
 
 def replay(data: Sequence[Episode], count: int, rng: random.Random) -> list[Gloss]:
@@ -143,21 +150,21 @@ def run(sizes: Sizes, base: Path, seed: int, work: Path) -> dict[str, Any]:
     stage0 = train_stage(settings, None, data[0].train, work / "stage0")
     adapters = {"no_update": stage0["adapter"], "driftloop": stage0["adapter"]}
     scores: dict[str, list[dict[int, dict[str, Any]]]] = {"driftloop": [], "no_update": []}
-    scores["driftloop"].append({0: evaluate(settings, stage0["adapter"], data[0], sizes.new_tokens)})
+    scores["driftloop"].append(evaluate(settings, stage0["adapter"], {0: data[0]}, sizes.new_tokens))
     scores["no_update"].append(scores["driftloop"][0])
     trainable_pct = stage0["trainable_pct"]
     for stage in range(1, len(data)):
         glosses = data[stage].train + replay(data[:stage], len(data[stage].train), rng)
         run_ = train_stage(settings, adapters["driftloop"], glosses, work / f"driftloop{stage}")
         adapters["driftloop"] = run_["adapter"]
-        scores["driftloop"].append({e: evaluate(settings, run_["adapter"], data[e], sizes.new_tokens)
-                                    for e in range(stage + 1)})  # fmt: skip
-        scores["no_update"].append({stage: evaluate(settings, stage0["adapter"], data[stage], sizes.new_tokens)})
+        scores["driftloop"].append(evaluate(settings, run_["adapter"], dict(enumerate(data[: stage + 1])),
+                                            sizes.new_tokens))  # fmt: skip
+        scores["no_update"].append(evaluate(settings, stage0["adapter"], {stage: data[stage]}, sizes.new_tokens))
         log(f"stage {stage}: driftloop {brief(scores['driftloop'][-1])}, no update {brief(scores['no_update'][-1])}")
     last = len(data) - 1
     everything = [g for episode in data for g in episode.train]
     oracle_run = train_stage(settings, None, everything, work / "oracle")
-    oracle = evaluate(settings, oracle_run["adapter"], data[last], sizes.new_tokens)
+    oracle = evaluate(settings, oracle_run["adapter"], {last: data[last]}, sizes.new_tokens)[last]
     newest, frozen = scores["driftloop"][last][last], scores["no_update"][last][last]
     references = [g.definition for g in data[last].test]
     gain = paired_text_bootstrap(references, newest["answers"], frozen["answers"], "bleu", 1000, 0.95, seed)

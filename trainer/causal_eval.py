@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from trainer.causal_examples import chat_prompt
 
-REPETITION_PENALTY = 1.2  # the guide's generation setting, also the service's default
+REPETITION_PENALTY = 1.2  # the guide's generation setting
 
 
 @torch.no_grad()

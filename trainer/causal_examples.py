@@ -47,23 +47,23 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
     }
 
 
-def response_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
-    """Summed negative log-likelihood of the batch's response tokens, and how many there are."""
+def response_nll(model: torch.nn.Module, examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example, the summed negative log-likelihood of its response tokens, and how many there are."""
+    device = next(model.parameters()).device
+    batch = {name: tensor.to(device) for name, tensor in collate(examples, pad_id).items()}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORED, reduction="sum"
+    per_token = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2).float(), targets, ignore_index=IGNORED, reduction="none"
     )
-    return float(loss), int((targets != IGNORED).sum())
+    return per_token.sum(dim=1), (targets != IGNORED).sum(dim=1)
 
 
 @torch.no_grad()
 def perplexity(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 8) -> float:
     """exp of the mean negative log-likelihood per response token, over every example."""
-    device = next(model.parameters()).device
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size], pad_id)
-        loss, tokens = response_nll(model, {name: tensor.to(device) for name, tensor in batch.items()})
-        total, count = total + loss, count + tokens
+        nll, tokens = response_nll(model, examples[start : start + batch_size], pad_id)
+        total, count = total + float(nll.sum()), count + int(tokens.sum())
     return math.exp(total / count) if count else math.nan

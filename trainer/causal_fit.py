@@ -16,7 +16,7 @@ import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from trainer.causal_examples import IGNORED, Example, collate, perplexity
+from trainer.causal_examples import Example, perplexity, response_nll
 from trainer.fit import Report, ShouldStop, train
 from trainer.results import FitStats
 from trainer.settings import TrainerSettings
@@ -55,16 +55,9 @@ class CausalObjective:
         return [len(example.input_ids) for example in self.train]
 
     def loss(self, batch: Sequence[int], denominator: int) -> torch.Tensor:
-        device = next(self.model.parameters()).device
-        inputs = {name: t.to(device) for name, t in collate([self.train[i] for i in batch], self.pad_id).items()}
-        logits = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, :-1]
-        targets = inputs["labels"][:, 1:]
-        per_token = torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2).float(), targets, ignore_index=IGNORED, reduction="none"
-        )
-        scored = (targets != IGNORED).sum(dim=1).clamp(min=1)
-        weight = torch.tensor([self.weights[i] for i in batch], device=device)
-        return ((per_token.sum(dim=1) / scored) * weight).sum() / denominator
+        nll, tokens = response_nll(self.model, [self.train[i] for i in batch], self.pad_id)
+        weight = torch.tensor([self.weights[i] for i in batch], device=nll.device)
+        return ((nll / tokens.clamp(min=1)) * weight).sum() / denominator
 
     def validate(self) -> float:
         self.model.train(False)
