@@ -138,7 +138,7 @@ def holdouts(episodes: Sequence[Sequence[Row]]) -> list[Row]:
 
 
 def row_of(candidate: Candidate) -> dict[int, float]:
-    return {episode: scores.macro_f1 for episode, scores in candidate.report.episodes.items()}
+    return {episode: scores.headline for episode, scores in candidate.report.episodes.items()}
 
 
 def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, work: Path) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def scenario(name: str, episodes: list[list[Row]], settings: TrainerSettings, wo
     by_episode: dict[int, tuple[Row, ...]] = {}
     for row in holdouts(episodes):
         by_episode[row.episode] = (*by_episode.get(row.episode, ()), row)
-    no_update = {e: s.macro_f1 for e, s in score_episodes(baseline, by_episode).items()}
+    no_update = {e: s.headline for e, s in score_episodes(baseline, by_episode).items()}
     final = fits["driftloop"][-1]
     rows = _TRAIN_ROWS[final.path][:THROUGHPUT_ROWS]
     ours_before = our_loop_samples_per_s(settings, rows)
@@ -230,7 +230,7 @@ def plain_loop_samples_per_s(settings: TrainerSettings, rows: Sequence[Row], out
     ]
     torch.manual_seed(settings.seed)
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                        lora_dropout=settings.lora_dropout, target_modules=list(settings.lora_target_modules),
+                        lora_dropout=settings.lora_dropout, target_modules=list(settings.target_modules()),
                         modules_to_save=list(settings.modules_to_save))  # fmt: skip
     model = get_peft_model(load_classifier_model(settings.base_model_path(), labels), config)
     args = TrainingArguments(
@@ -266,7 +266,7 @@ def forgetting_intervals(stages: Sequence[Candidate], samples: int = 2000) -> di
         earlier = [stage for stage in stages[:-1] if episode in stage.predictions]
         if not earlier:
             continue
-        best = max(earlier, key=lambda stage: stage.report.episodes[episode].macro_f1).predictions[episode]
+        best = max(earlier, key=lambda stage: stage.report.episodes[episode].headline).predictions[episode]
         intervals[episode] = difference_interval(best, final, samples)
     return intervals
 

@@ -16,15 +16,19 @@ Per stage the newest episode's perplexity of the reference glosses and the BLEU-
 forgetting per earlier episode (its best BLEU at an earlier stage minus the last stage's).
 Throughput: one epoch of driftloop's loop and of a plain transformers Trainer + peft LoRA over the same examples,
 in this process, ours timed on both sides of theirs (their mean is compared).
-Serving: a fresh process loads the last driftloop model (the adapter merged into the base), answers one prompt at a
-time with 32 new tokens: p50/p99 over the repeats and the process's peak RSS.
+Serving: a fresh process loads the last driftloop model (the adapter merged into the base) as the service does
+(`trainer.causal_served`: INT8 when the registry's defaults serve INT8, their thread count), answers one prompt at a
+time with exactly 32 new tokens: p50/p99 over the repeats and the process's peak RSS (VmHWM). Beside it, what INT8
+costs in quality on the newest episode's test glosses, fp32 and INT8 both merged: the ratio of their perplexities of
+the reference glosses and fp32's chrF minus INT8's on their greedy answers.
 
 Settings: the trainer's defaults where they apply (weight decay 0.05, warmup 10%, patience 3, decay toward the
 parent), LoRA r 8 on q_proj and v_proj, learning rate 1e-3, batch 8, no gradient accumulation (a few dozen steps
 per stage). Full run: 120 train + 40 test glosses per episode, 2 epochs; `--quick`: 16 + 6, 1 epoch.
 
 Last line: {"episodes", "bleu_gain_pts", "gap_to_oracle_bleu_pts", "forgetting_bleu_pts", "perplexity_ratio_newest",
-"throughput_ratio", "p99_ms_32_tokens", "rss_mb"}, plus per-stage detail.
+"throughput_ratio", "p99_ms_32_tokens", "rss_mb", "served_int8", "int8_perplexity_ratio", "int8_chrf_loss_pts"},
+plus per-stage detail.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +55,14 @@ import torch  # noqa: E402
 
 from common.text_scores import corpus_score  # noqa: E402
 from ingest.glosses import Gloss, wordnet_glosses  # noqa: E402
+from registry.settings import RegistrySettings  # noqa: E402
 from registry.text_bootstrap import paired_text_bootstrap  # noqa: E402
 from trainer.causal_base import packaged_smollm2  # noqa: E402
 from trainer.causal_eval import generate  # noqa: E402
 from trainer.causal_examples import Example, encode, perplexity  # noqa: E402
 from trainer.causal_fit import causal_model, fit_causal  # noqa: E402
+from trainer.causal_served import load_generator  # noqa: E402
+from trainer.generation_cost import measure_generation_cost  # noqa: E402
 from trainer.settings import TrainerSettings  # noqa: E402
 
 EPISODES = ("noun.animal", "noun.food", "verb.motion")
@@ -95,9 +101,9 @@ def episodes(sizes: Sizes, seed: int) -> list[Episode]:
 
 
 def settings_for(base: Path, sizes: Sizes, seed: int) -> TrainerSettings:
-    return TrainerSettings(base_model=base, learning_rate=1e-3, batch_size=8, grad_accumulation=1, lora_r=8,
-                           lora_alpha=16, lora_dropout=0.05, max_epochs=sizes.epochs, torch_threads=2,
-                           log_every_steps=10_000, seed=seed)  # fmt: skip
+    return TrainerSettings(task_kind="generation", base_model=base, learning_rate=1e-3, batch_size=8,
+                           grad_accumulation=1, lora_r=8, lora_alpha=16, lora_dropout=0.05, max_epochs=sizes.epochs,
+                           torch_threads=2, log_every_steps=10_000, seed=seed)  # fmt: skip
 
 
 def examples_of(tokenizer: Any, glosses: Sequence[Gloss]) -> list[Example]:
@@ -171,7 +177,7 @@ def run(sizes: Sizes, base: Path, seed: int, work: Path) -> dict[str, Any]:
     bleu = [{e: s["bleu"] for e, s in stage.items()} for stage in scores["driftloop"]]
     forgetting = {e: round(max(bleu[s][e] for s in range(e, last)) - bleu[last][e], 2) for e in range(last)}
     ours, theirs = throughput(settings, data[last].train + replay(data[:last], len(data[last].train), rng), work)
-    serving = serve_latency(settings, adapters["driftloop"], [g.prompt for g in data[last].test], sizes, work)
+    serving = served(settings, adapters["driftloop"], data[last].test, sizes, work)
     return {
         "episodes": list(EPISODES),
         "bleu_gain_pts": round(gain.gain, 2),
@@ -224,46 +230,43 @@ def plain_trainer_samples_per_s(settings: TrainerSettings, glosses: Sequence[Glo
     return float(trainer.train().metrics["train_samples_per_second"])
 
 
-SERVE_SCRIPT = """
-import json, sys, time, torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-sys.path.insert(0, sys.argv[1])
-from trainer.causal_eval import generate
-from trainer.serving_cost import peak_memory_mb
-torch.set_num_threads(2)
-folder, prompts, tokens, repeats = sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-tokenizer, model = AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder)
-generate(model, tokenizer, prompts[:1], tokens)
-times = []
-for i in range(repeats):
-    started = time.perf_counter()
-    generate(model, tokenizer, [prompts[i % len(prompts)]], tokens, min_new_tokens=tokens)
-    times.append(1000 * (time.perf_counter() - started))
-print(json.dumps({"times_ms": times, "rss_mb": peak_memory_mb()}))
-"""
-
-
-def serve_latency(
-    settings: TrainerSettings, adapter: Path, prompts: list[str], sizes: Sizes, work: Path
+def served(
+    settings: TrainerSettings, adapter: Path, glosses: Sequence[Gloss], sizes: Sizes, work: Path
 ) -> dict[str, Any]:
-    """p50/p99 of one answer of exactly `new_tokens` tokens (the end of turn is not allowed sooner) and peak RSS
-    (VmHWM: ru_maxrss would carry this process's training peak across fork and exec), in a fresh process serving
-    the merged model."""
+    """p50/p99 of one answer of exactly `new_tokens` tokens and peak memory, in a fresh process serving the merged
+    model as the service would (`trainer.generation_cost`), and INT8's quality beside fp32's on `glosses`."""
     model, tokenizer = causal_model(settings.base_model_path(), adapter, settings)
     merged = work / "merged"
     model.merge_and_unload().save_pretrained(merged)
     tokenizer.save_pretrained(merged)
-    root = str(Path(__file__).resolve().parents[1])
-    command = [sys.executable, "-c", SERVE_SCRIPT, root, str(merged), json.dumps(prompts), str(sizes.new_tokens),
-               str(sizes.latency_repeats)]  # fmt: skip
-    result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-    times = sorted(result["times_ms"])
+    serving = RegistrySettings()
+    cost = measure_generation_cost(merged, serving.int8, serving.torch_threads, [g.prompt for g in glosses],
+                                   sizes.new_tokens, sizes.latency_repeats)  # fmt: skip
+    quality = int8_quality(merged, glosses, sizes.new_tokens, serving.torch_threads)
     return {
-        "p50_ms_32_tokens": round(times[len(times) // 2], 1),
-        "p99_ms_32_tokens": round(times[min(len(times) - 1, round(0.99 * (len(times) - 1)))], 1),
-        "rss_mb": round(result["rss_mb"], 1),
+        "p50_ms_32_tokens": round(cost.latency_ms_p50, 1),
+        "p99_ms_32_tokens": round(cost.latency_ms_p99, 1),
+        "rss_mb": round(cost.peak_memory_mb, 1),
         "new_tokens": sizes.new_tokens,
+        "served_int8": serving.int8,
+        "int8_perplexity_ratio": quality["int8_perplexity_ratio"],
+        "int8_chrf_loss_pts": quality["int8_chrf_loss_pts"],
     }
+
+
+def int8_quality(model_dir: Path, glosses: Sequence[Gloss], new_tokens: int, threads: int) -> dict[str, float]:
+    """fp32's and INT8's perplexity of the reference glosses and chrF of greedy answers, and how much INT8 loses."""
+    references = [g.definition for g in glosses]
+    figures = {}
+    for form, int8 in (("fp32", False), ("int8", True)):
+        generator = load_generator(model_dir, int8, threads)
+        examples = examples_of(generator.tokenizer, glosses)
+        figures[f"{form}_perplexity"] = perplexity(generator.model, examples, int(generator.tokenizer.pad_token_id))
+        answers = generator.generate([g.prompt for g in glosses], new_tokens)
+        figures[f"{form}_chrf"] = corpus_score("chrf", answers, references)
+    figures["int8_perplexity_ratio"] = figures["int8_perplexity"] / figures["fp32_perplexity"]
+    figures["int8_chrf_loss_pts"] = figures["fp32_chrf"] - figures["int8_chrf"]
+    return {name: round(value, 3) for name, value in figures.items()}
 
 
 def brief_scores(score: dict[str, Any]) -> dict[str, float]:

@@ -1,5 +1,6 @@
 """Accuracy and macro-F1 of predicted labels: the one implementation the trainer's reports and the gate share,
-vectorised so the gate's bootstrap scores thousands of resamples at once."""
+vectorised so the gate's bootstrap scores thousands of resamples at once; and the gate's view of BLEU and chrF of
+generated answers (common.text_scores), on the same 0-1 scale as the label scores."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import TypeIs
 
-Metric = Literal["macro_f1", "accuracy"]
+from common.text_scores import TextMetric, corpus_score
+
+LabelMetric = Literal["macro_f1", "accuracy"]
+Metric = LabelMetric | TextMetric
+TEXT_METRICS: tuple[TextMetric, ...] = ("bleu", "chrf")
 IntArray = NDArray[np.int64]
 
 
@@ -20,7 +26,12 @@ def encode_labels(*columns: Sequence[str]) -> tuple[list[str], list[IntArray]]:
     return classes, [np.array([index[label] for label in column], dtype=np.int64) for column in columns]
 
 
-def batched_metric(true: IntArray, predicted: IntArray, classes: int, metric: Metric) -> NDArray[np.float64]:
+def is_text_metric(metric: Metric) -> TypeIs[TextMetric]:
+    """Whether `metric` scores generated text (against reference answers) rather than labels."""
+    return metric in TEXT_METRICS
+
+
+def batched_metric(true: IntArray, predicted: IntArray, classes: int, metric: LabelMetric) -> NDArray[np.float64]:
     """The score of every row of `true`/`predicted` (shape: samples x rows)."""
     if metric == "accuracy":
         return np.asarray((true == predicted).mean(axis=1), dtype=np.float64)
@@ -40,8 +51,11 @@ def batched_metric(true: IntArray, predicted: IntArray, classes: int, metric: Me
 
 
 def metric_value(labels: Sequence[str], predicted: Sequence[str], metric: Metric) -> float:
-    """`metric` of the predictions against the labels (0.0 for no rows)."""
+    """`metric` of the predictions against the labels (0.0 for no rows); a text metric scores the predictions as
+    generated answers to the labels as references, as a corpus, divided by 100."""
     if not labels:
         return 0.0
+    if is_text_metric(metric):
+        return corpus_score(metric, predicted, labels) / 100
     classes, (true, guess) = encode_labels(labels, predicted)
     return float(batched_metric(true[None, :], guess[None, :], len(classes), metric)[0])

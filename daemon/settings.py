@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,14 @@ from registry.settings import RegistrySettings
 from trainer.settings import TrainerSettings
 
 DEFAULT_CONFIG_FILE = Path("driftloop.toml")
+# What trainer.task_kind=generation changes elsewhere, unless set: the gate scores answers, a label is an answer,
+# drift watches how much of each answer users rewrite.
+GENERATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "registry": {"gate_metric": "perplexity"},
+    "ingest": {"max_label_chars": 2_000},
+    "drift": {"output": "answers"},
+}
+GENERATION_GATE_METRICS = ("perplexity", "chrf", "bleu")
 SECRET_WORDS = ("password", "secret", "token")  # a setting whose key holds one of these is never printed
 _config_file: ContextVar[Path | None] = ContextVar("driftloop_config_file", default=None)
 
@@ -60,6 +68,35 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="The long-running process.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _generation_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or _value(data.get("trainer"), "task_kind") != "generation":
+            return data
+        data = dict(data)
+        for section, defaults in GENERATION_DEFAULTS.items():
+            given = data.get(section)
+            for key, value in defaults.items():
+                if isinstance(given, BaseModel) and key not in given.model_fields_set:
+                    given = given.model_copy(update={key: value})
+                elif isinstance(given, Mapping) and key not in given:
+                    given = {**given, key: value}
+                elif given is None:
+                    given = {key: value}
+            data[section] = given
+        return data
+
+    @model_validator(mode="after")
+    def _gate_scores_what_the_model_gives(self) -> Settings:
+        generation = self.trainer.task_kind == "generation"
+        if generation != (self.registry.gate_metric in GENERATION_GATE_METRICS):
+            allowed = "perplexity, chrf or bleu" if generation else "macro_f1 or accuracy"
+            raise ValueError(
+                f"registry.gate_metric={self.registry.gate_metric} does not score a {self.trainer.task_kind} model's "
+                f"output; with trainer.task_kind={self.trainer.task_kind} set it to {allowed}"
+            )
+        return self
+
     @property
     def store_path(self) -> Path:
         return self.home / "driftloop.duckdb"
@@ -78,6 +115,13 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=config_file),)
         return sources
+
+
+def _value(section: Any, key: str) -> Any:
+    """`key` of a settings section given as a model or as a mapping (from a file, the environment or flags)."""
+    if isinstance(section, BaseModel):
+        return getattr(section, key, None)
+    return section.get(key) if isinstance(section, Mapping) else None
 
 
 def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -104,6 +148,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown setting {key!r}; `driftloop config show` lists every setting"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if not key:  # a check across sections: its message names the keys
+        return f"bad settings: {first['msg'].removeprefix('Value error, ')}{more}"
     given = first["input"]
     if isinstance(given, Mapping):  # a whole section (a check across its fields): its values may hold secrets
         return f"bad setting {key}: {first['msg']}{more}"

@@ -13,7 +13,7 @@ from drift.features import RowFeatures
 from drift.reference import SCALE, fixed_point
 from drift.rows import FloatArray, IntArray
 
-NUMERIC = ("error", "unseen", "length", "confidence", "distance")
+NUMERIC = ("error", "edit", "unseen", "length", "confidence", "distance")  # the first columns of signals.SIGNALS
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class Chunks:
             self.labels[pick],
             self.ngrams[pick],
         )
+
+    def with_numeric_column(self, column: int) -> Chunks:
+        """With an empty numeric column inserted at `column` (a state saved before that signal existed)."""
+        counts, sums = (np.insert(values, column, 0, axis=1) for values in (self.counts, self.sums))
+        return Chunks(self.rows, self.first_row_id, self.last_row_id, counts, sums, self.labels, self.ngrams)
 
     def with_labels(self, width: int) -> Chunks:
         extra = width - self.labels.shape[1]
@@ -115,6 +120,7 @@ def summarise(
     tokens, missing = unseen
     per_row = [
         (features.error[start:stop], None),
+        (features.edit[start:stop], None),
         (missing, tokens),
         (features.log_length[start:stop], None),
         (features.confidence[start:stop], None),

@@ -14,6 +14,7 @@ from drift.settings import DriftSettings
 Detector = Any  # a river DriftDetector; river ships no type hints
 
 BASELINES = ("adwin", "ddm", "hddm_a")
+ADWIN_WATCHED = ("edit", "unseen", "length", "confidence", "distance")  # the error detector is chosen by a setting
 river_drift: Any = _river_drift
 
 
@@ -29,26 +30,25 @@ def error_detector(kind: str, delta: float | None = None) -> Detector:
 
 def make_detectors(settings: DriftSettings) -> dict[str, Detector]:
     """Fresh detectors for the signals that a river detector watches row by row."""
-    adwin = {name: river_drift.ADWIN(delta=settings.adwin_delta) for name in ("unseen", "length", "confidence")}
-    adwin["distance"] = river_drift.ADWIN(delta=settings.adwin_delta)
+    adwin = {name: river_drift.ADWIN(delta=settings.adwin_delta) for name in ADWIN_WATCHED}
     return {"error": error_detector(settings.error_detector, settings.adwin_delta), **adwin}
 
 
 def detector_inputs(
-    error: FloatArray,
+    shares: dict[str, FloatArray],
     unseen: tuple[FloatArray, FloatArray],
     standardised: dict[str, FloatArray],
     reference: Reference,
 ) -> dict[str, FloatArray]:
     """Per-row values in [0, 1] for each detector (NaN: the row has no such value and is skipped).
 
-    Continuous values are standardised against the reference and squashed into [0, 1] (4 standard
-    deviations either way), the range ADWIN's bound assumes.
+    `shares` (error, edit) are in [0, 1] already. Continuous values are standardised against the reference and
+    squashed into [0, 1] (4 standard deviations either way), the range ADWIN's bound assumes.
     """
     tokens, missing = unseen
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(tokens > 0, missing / tokens, np.nan)
-    inputs = {"error": error, "unseen": share}
+    inputs = {**shares, "unseen": share}
     for name, values in standardised.items():
         moments = reference.moments[name]
         if moments.count < 2:

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from drift.edits import answer_edits
 from drift.rows import FeedbackRows, FloatArray, IntArray
 
 _PUNCTUATION = "\"'.,;:!?()[]{}<>*-_/\\|~`#@&%$+=^…“”‘’—–"
@@ -20,8 +21,9 @@ class RowFeatures:
     """Columns aligned with the batch, plus flat token and trigram columns that point back to their row."""
 
     error: FloatArray  # 1.0 where prediction != label, 0.0 where equal, NaN without a prediction
+    edit: FloatArray  # answers: share of the answer rewritten (0.0 where kept, NaN without a prediction); labels: NaN
     log_length: FloatArray  # log(1 + characters)
-    label: IntArray  # label codes, stable across batches
+    label: IntArray  # label codes, stable across batches (answers: all 0, an answer is no class)
     confidence: FloatArray
     distance: FloatArray
     tokens: pa.Array  # lower-cased, punctuation trimmed, non-empty
@@ -39,16 +41,23 @@ class RowFeatures:
         return int(first), int(last)
 
 
-def compute_features(rows: FeedbackRows, label_codes: dict[str, int], ngram_buckets: int) -> RowFeatures:
-    """Features of every row; new labels get the next free code in `label_codes` (which it updates)."""
+def compute_features(
+    rows: FeedbackRows, label_codes: dict[str, int], ngram_buckets: int, answers: bool = False
+) -> RowFeatures:
+    """Features of every row; new labels get the next free code in `label_codes` (which it updates).
+
+    With `answers` (a generation model's rows: the label is the corrected answer) labels are not coded, so
+    `label_codes` does not grow with every answer, and `edit` is computed.
+    """
     n = len(rows)
     lowered = pc.utf8_lower(rows.text)
     tokens, token_row = _tokens(lowered)
     ngram, ngram_row = _trigrams(lowered, ngram_buckets)
     return RowFeatures(
         error=_errors(rows),
+        edit=answer_edits(rows.prediction, rows.label) if answers else np.full(n, np.nan),
         log_length=np.log1p(np.asarray(pc.utf8_length(rows.text).to_numpy(), dtype=np.float64)),
-        label=encode_labels(rows.label, label_codes),
+        label=np.zeros(n, dtype=np.int64) if answers else encode_labels(rows.label, label_codes),
         confidence=_or_nan(rows.confidence, n),
         distance=_or_nan(rows.distance, n),
         tokens=tokens,

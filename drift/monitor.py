@@ -14,19 +14,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drift.chunks import Chunks, concat, merge_into_first, summarise, window_totals
-from drift.detectors import Detector, detector_inputs, feed, make_detectors
+from drift.chunks import NUMERIC, Chunks, concat, merge_into_first, summarise, window_totals
+from drift.detectors import Detector, detector_inputs, feed, make_detectors, river_drift
 from drift.errors import DriftStateError
 from drift.events import DriftEvent, DriftStatus, SignalReading, finite_or_none
 from drift.features import RowFeatures, compute_features, unseen_counts
-from drift.reference import Reference
+from drift.reference import Moments, Reference
 from drift.rows import FeedbackRows
 from drift.settings import DriftSettings
 from drift.signals import NAMES, SIGNALS, BoolArray, exceeded, reference_values, signal_values, thresholds
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1: before the `edit` signal; upgraded on load
 NEVER = 1 << 40
 WATCHED = np.array([spec.watched_by_detector for spec in SIGNALS])
 
@@ -88,7 +88,8 @@ class DriftMonitor:
             rows = rows.slice(skip, len(rows))
         if not len(rows):
             return []
-        features = compute_features(rows, self.state.label_codes, self.settings.ngram_buckets)
+        answers = self.settings.output == "answers"
+        features = compute_features(rows, self.state.label_codes, self.settings.ngram_buckets, answers)
         events: list[DriftEvent] = []
         position = 0
         while position < len(rows):
@@ -147,8 +148,10 @@ class DriftMonitor:
             state = pickle.loads(blob)  # noqa: S301 - our own table, written by state_bytes
         except Exception as exc:
             raise DriftStateError(f"the stored drift state cannot be read ({exc}); delete it to start over") from None
-        if not isinstance(state, MonitorState) or state.version != STATE_VERSION:
+        if not isinstance(state, MonitorState) or state.version not in (1, STATE_VERSION):
             raise DriftStateError("the stored drift state has another format; delete it to start over")
+        if state.version == 1:
+            _add_edit_signal(state, settings)
         return cls(settings, state)
 
     def _next_phase(self, after_row: int) -> None:
@@ -225,7 +228,8 @@ class DriftMonitor:
             "confidence": features.confidence[start:stop],
             "distance": features.distance[start:stop],
         }
-        inputs = detector_inputs(features.error[start:stop], unseen, standardised, self.state.reference)
+        shares = {"error": features.error[start:stop], "edit": features.edit[start:stop]}
+        inputs = detector_inputs(shares, unseen, standardised, self.state.reference)
         alarms = np.zeros((chunks, len(SIGNALS)), dtype=np.bool_)
         for name, detector in self.state.detectors.items():
             fired = feed(detector, inputs[name])
@@ -260,3 +264,19 @@ class DriftMonitor:
             )
             for column, spec in enumerate(SIGNALS)
         )
+
+
+def _add_edit_signal(state: MonitorState, settings: DriftSettings) -> None:
+    """Upgrade a version 1 state: the `edit` signal gets empty sums, moments and a fresh detector (it is judged
+    from the next reference on; with drift.output=labels it is never fed anyway)."""
+    column, signal = NUMERIC.index("edit"), NAMES.index("edit")
+    state.window = state.window.with_numeric_column(column)
+    state.pending = state.pending.with_numeric_column(column)
+    state.recent = np.insert(state.recent, signal, False, axis=1)
+    state.latched = np.insert(state.latched, signal, False)
+    state.alarm_age = np.insert(state.alarm_age, signal, NEVER)
+    state.values = np.insert(state.values, signal, np.nan)
+    state.reference.moments.setdefault("edit", Moments())
+    if state.detectors:
+        state.detectors.setdefault("edit", river_drift.ADWIN(delta=settings.adwin_delta))
+    state.version = STATE_VERSION

@@ -16,7 +16,7 @@ from drift.features import RowFeatures
 from drift.rows import FloatArray, IntArray
 
 SCALE = 1_000_000  # fixed-point unit of the per-row numbers
-MOMENT_SIGNALS = ("error", "length", "confidence", "distance")
+MOMENT_SIGNALS = ("error", "edit", "length", "confidence", "distance")
 
 
 def fixed_point(values: FloatArray) -> IntArray:
@@ -74,6 +74,7 @@ class Reference:
         self.last_row_id = int(row_ids[stop - 1])
         self.rows += stop - start
         self.moments["error"].add(features.error[start:stop])
+        self.moments["edit"].add(features.edit[start:stop])
         self.moments["length"].add(features.log_length[start:stop])
         self.moments["confidence"].add(features.confidence[start:stop])
         self.moments["distance"].add(features.distance[start:stop])

@@ -18,6 +18,12 @@ class DriftSettings(BaseModel):
         "people sent for it (a correction, or an audit label) joined by prediction id; `feedback`, the stored "
         "feedback rows, for a deployment without the prediction log.",
     )
+    output: Literal["labels", "answers"] = Field(
+        "labels",
+        description="What the served model outputs: `labels`, a class per text; `answers`, a text per prompt (a "
+        "generation model, whose label is the corrected answer; trainer.task_kind=generation sets it unless told "
+        "otherwise): `label_mix` is then not evaluated and `edit` watches how much of each answer people rewrote.",
+    )
     served_label_wait_s: float = Field(
         30.0,
         ge=0.0,
@@ -65,6 +71,14 @@ class DriftSettings(BaseModel):
     )
     error_threshold: float = Field(
         0.05, gt=0.0, le=1.0, description="Rise of the error rate over the reference (absolute, 0.05 = 5 points)."
+    )
+    edit_threshold: float = Field(
+        0.03,
+        gt=0.0,
+        le=1.0,
+        description="`answers`: rise of the mean share of each served answer that people rewrote (word edit distance "
+        "to the corrected answer over the longer one's words; 0 for an answer kept) over the reference, absolute "
+        "(0.03 = 3 points).",
     )
     unseen_threshold: float = Field(
         0.05,

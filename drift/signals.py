@@ -27,6 +27,7 @@ class SignalSpec:
 
 SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec("error", "up", True, "error rate minus reference rate"),
+    SignalSpec("edit", "up", True, "mean share of each answer rewritten minus reference mean"),
     SignalSpec("unseen", "up", True, "unseen-token share minus its reference estimate"),
     SignalSpec("length", "both", True, "mean log length shift, reference standard deviations"),
     SignalSpec("confidence", "down", True, "mean confidence shift, reference standard deviations"),
@@ -51,12 +52,32 @@ _WATCHES = {
         "distance": "not fed: feedback rows carry no embedding distance",
     },
 }
+_ANSWERS = {  # drift.output=answers: what differs when the label is the corrected answer
+    "served": {
+        "edit": "every served answer: the share of its words that a correction or an audit answer rewrote (0 when "
+        "kept)",
+        "confidence": "not fed: a generated answer carries no confidence",
+    },
+    "feedback": {
+        "edit": "feedback of kind audit or label that carries a prediction: the share of the answer's words its "
+        "label rewrote (corrections and confirmations are chosen by users: skipped)",
+    },
+}
+_NOT_EVALUATED = {
+    "labels": {"edit": "not evaluated: the model outputs labels, not answers (drift.output)"},
+    "answers": {"label_mix": "not evaluated: every answer is its own label (drift.output)"},
+}
 
 
-def watches(stream: str) -> dict[str, str]:
-    """Per signal, the rows it watches on `stream` (`served` or `feedback`), in words."""
-    texts = "every served prediction's text" if stream == "served" else "every feedback row's text"
-    return {name: _WATCHES[stream].get(name, texts) for name in NAMES}
+def watches(stream: str, output: str = "labels") -> dict[str, str]:
+    """Per signal, the rows it watches on `stream` (`served` or `feedback`) for a model whose `output` is
+    `labels` or `answers`, in words."""
+    if output == "answers":
+        texts = "every served prediction's prompt" if stream == "served" else "every feedback row's prompt"
+    else:
+        texts = "every served prediction's text" if stream == "served" else "every feedback row's text"
+    given = {**_WATCHES[stream], **(_ANSWERS[stream] if output == "answers" else {}), **_NOT_EVALUATED[output]}
+    return {name: given.get(name, texts) for name in NAMES}
 
 
 STANDARDISED = ("length", "confidence", "distance")
@@ -65,6 +86,7 @@ STANDARDISED = ("length", "confidence", "distance")
 def thresholds(settings: DriftSettings) -> FloatArray:
     by_name = {
         "error": settings.error_threshold,
+        "edit": settings.edit_threshold,
         "unseen": settings.unseen_threshold,
         "length": settings.length_threshold,
         "confidence": settings.confidence_threshold,
@@ -80,6 +102,7 @@ def reference_values(reference: Reference) -> FloatArray:
     return np.array(
         [
             reference.moments["error"].mean,
+            reference.moments["edit"].mean,
             reference.unseen_rate,
             reference.moments["length"].mean,
             reference.moments["confidence"].mean,
@@ -112,7 +135,8 @@ def signal_values(totals: Chunks, spans: IntArray, reference: Reference, setting
                 shift = shift / max(moments.std, 1e-9)
         values[usable, column] = shift[usable]
     if reference.rows >= minimum:
-        values[full, NAMES.index("label_mix")] = js_divergence(reference.label_counts, totals.labels)[full]
+        if settings.output == "labels":  # every answer is its own label: its mix says nothing
+            values[full, NAMES.index("label_mix")] = js_divergence(reference.label_counts, totals.labels)[full]
         values[full, NAMES.index("ngram")] = js_divergence(reference.ngram_counts, totals.ngrams)[full]
     return values
 

@@ -36,7 +36,15 @@ CREATE TABLE IF NOT EXISTS detector_state (
 );
 """
 # Settings that shape the pickled state; when one changes, the stored state cannot be continued.
-STRUCTURAL = ("check_every_rows", "window_rows", "confirm_m", "ngram_buckets", "error_detector", "adwin_delta")
+STRUCTURAL = (
+    "check_every_rows",
+    "window_rows",
+    "confirm_m",
+    "ngram_buckets",
+    "error_detector",
+    "adwin_delta",
+    "output",  # a classifier's reference (label mix, error rate) says nothing about a generation model's
+)
 DEFAULT_MONITOR = "default"  # the monitor of the `feedback` stream (the only one before the prediction log)
 SERVED_MONITOR = "served"
 
@@ -97,7 +105,8 @@ def load_monitor(con: duckdb.DuckDBPyConnection, settings: DriftSettings, name: 
         return DriftMonitor(settings)
     last_row_id, blob, saved_json = found[0]
     saved = json.loads(saved_json)
-    changed = [key for key in STRUCTURAL if saved.get(key) != getattr(settings, key)]
+    defaults = DriftSettings()  # a setting added since the state was saved had its default then
+    changed = [key for key in STRUCTURAL if saved.get(key, getattr(defaults, key)) != getattr(settings, key)]
     if changed:
         log.warning(
             "drift settings %s changed since the state was saved; the monitor starts over after row %s",

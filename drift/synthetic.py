@@ -12,12 +12,13 @@ import pyarrow.compute as pc
 
 from drift.rows import FeedbackRows, FloatArray, IntArray
 
-Kind = Literal["stationary", "abrupt", "ramp", "label_mix", "length"]
-KINDS: tuple[Kind, ...] = ("stationary", "abrupt", "ramp", "label_mix", "length")
+Kind = Literal["stationary", "abrupt", "ramp", "label_mix", "length", "answers"]
+KINDS: tuple[Kind, ...] = ("stationary", "abrupt", "ramp", "label_mix", "length", "answers")
 LABELS = ("alpha", "beta", "gamma", "delta")
 MIXES = (np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.1, 0.2, 0.3, 0.4]))
 BASE_ERROR, ERROR_STEP = 0.10, 0.20
 WORDS_PER_TEXT = (8.0, 16.0)
+REWRITTEN = (0.2, 0.8)  # `answers`: share of an answer's words a correction replaces, before and after a change
 VOCABULARY_SIZE = 3_000
 
 
@@ -34,12 +35,18 @@ def synthetic_stream(
     """`rows` rows with row ids 0..rows-1: error rate 0.10, a fixed label mix and text length, except that at
     each change point `abrupt` adds 0.20 to the error rate, `ramp` adds it linearly over `ramp_rows` rows,
     `label_mix` switches between two label mixes and `length` between 8 and 16 words per text.
+
+    `answers` is a generation model's stream instead: 8-word prompts, 16-word answers, 0.10 of them corrected;
+    a correction replaces 0.2 of the answer's words, and from each change point alternately 0.8 (the share of
+    answers corrected stays: only how much of each is rewritten moves).
     """
     if kind == "stationary" and change_points:
         raise ValueError("a stationary stream has no change points")
     rng = np.random.default_rng(seed)
     index = np.arange(rows)
     regime = np.searchsorted(np.asarray(change_points, dtype=np.int64), index, side="right")
+    if kind == "answers":
+        return SyntheticStream(kind, _answers(rng, regime), tuple(int(point) for point in change_points))
     error_rate = np.full(rows, BASE_ERROR)
     if kind == "abrupt":
         error_rate += ERROR_STEP * regime
@@ -69,6 +76,27 @@ def _labels(rng: np.random.Generator, mix: IntArray) -> IntArray:
     draws = rng.random(len(mix))
     cumulative = np.cumsum(np.stack(MIXES), axis=1)[mix]
     return np.asarray((draws[:, None] >= cumulative).sum(axis=1), dtype=np.int64)
+
+
+def _answers(rng: np.random.Generator, regime: IntArray) -> FeedbackRows:
+    rows = len(regime)
+    prompts = _texts(rng, np.full(rows, WORDS_PER_TEXT[0]))
+    answers = pc.utf8_split_whitespace(_texts(rng, np.full(rows, WORDS_PER_TEXT[1])))
+    words = pc.list_flatten(answers)
+    owner = np.asarray(pc.list_parent_indices(answers).to_numpy(), dtype=np.int64)
+    corrected = rng.random(rows) < BASE_ERROR
+    share = np.asarray(REWRITTEN)[regime % 2]
+    replace = corrected[owner] & (rng.random(len(words)) < share[owner])
+    vocabulary = _vocabulary()
+    substitutes = vocabulary.take(pa.array(rng.integers(len(vocabulary), size=len(words))))
+    fixed = pa.ListArray.from_arrays(answers.offsets, pc.if_else(pa.array(replace), substitutes, words))
+    return FeedbackRows(
+        row_id=np.arange(rows, dtype=np.int64),
+        text=prompts,
+        label=pc.binary_join(fixed, " "),
+        prediction=pc.binary_join(answers, " "),
+        confidence=np.full(rows, np.nan),
+    )
 
 
 def _texts(rng: np.random.Generator, mean_words: FloatArray) -> pa.Array:

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     text_chars INTEGER NOT NULL,
     text_hash VARCHAR NOT NULL,
     prediction VARCHAR NOT NULL,
-    confidence DOUBLE NOT NULL,
+    confidence DOUBLE,  -- NULL for a generative model's answer
     top JSON,
     model_version VARCHAR NOT NULL,
     ts TIMESTAMPTZ NOT NULL,

@@ -1,14 +1,15 @@
-"""The prediction event: what the service publishes to `kafka.predictions_topic` for every prediction it serves.
+"""The prediction event: what the service publishes to `kafka.predictions_topic` for every prediction it serves,
+a classifier's label or a generative model's answer.
 
 One UTF-8 JSON object per Kafka record, keyed by its `prediction_id`:
 
 | field | type | what |
 |---|---|---|
-| `prediction_id` | string | the id `/predict` returned with the prediction (a UUIDv7: unique, time-ordered) |
-| `text` | string | the text as the service received it |
-| `prediction` | string | the predicted label |
-| `confidence` | number | the probability of the predicted label |
-| `top` | object | the `registry.prediction_log_top_k` most probable labels → their probability, most probable first |
+| `prediction_id` | string | the id `/predict` or `/generate` returned with it (a UUIDv7: unique, time-ordered) |
+| `text` | string | the text (or prompt) as the service received it |
+| `prediction` | string | the predicted label, or the answer (`logged_answer`) |
+| `confidence` | number or null | the probability of the predicted label; null for an answer (`top` is then `{}`) |
+| `top` | object | the `registry.prediction_log_top_k` most probable labels → probability, most probable first |
 | `model_version` | string | the production version that predicted it |
 | `ts` | integer | when it was predicted, epoch milliseconds (the feedback record's `ts` rule) |
 | `text_chars` | integer | characters of `text` |
@@ -20,6 +21,7 @@ Ingest checks each event with `CHECK_SQL` (as records.CHECK_SQL checks feedback)
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -41,6 +43,7 @@ from ingest.check_sql import (
 )
 from ingest.producer import encode_record
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # what the check's [[:cntrl:]] refuses in a prediction
 FIELDS = ("prediction_id", "text", "prediction", "confidence", "top", "model_version", "ts", "text_chars")
 PATHS = "['$.prediction_id', '$.text', '$.prediction', '$.confidence', '$.top', '$.model_version', '$.ts']"
 
@@ -66,7 +69,8 @@ SELECT topic, partition, "offset", raw, arrival,
         {required_string(2, "text")}
         {required_string(3, "prediction")}
         WHEN t[4] IS NULL THEN 'missing field ''confidence'''
-        WHEN t[4] NOT IN {NUMBER_TYPES} THEN 'field ''confidence'' must be a number (got ' || {type_name("t[4]")} || ')'
+        WHEN t[4] NOT IN {NUMBER_TYPES} AND t[4] <> 'NULL'
+            THEN 'field ''confidence'' must be a number or null (got ' || {type_name("t[4]")} || ')'
         WHEN NOT c_confidence BETWEEN 0 AND 1 THEN 'field ''confidence'' is ' || left(v[4], 40)
             || ', not a probability between 0 and 1'
         WHEN t[5] NOT IN ('OBJECT', 'NULL') THEN 'field ''top'' must be an object (got ' || {type_name("t[5]")} || ')'
@@ -90,7 +94,7 @@ class ServedPrediction:
     prediction_id: str
     text: str
     label: str
-    scores: Mapping[str, float]  # probability per label
+    scores: Mapping[str, float]  # probability per label; empty for a generative model's answer
     model_version: str
     ts_ms: int
 
@@ -112,12 +116,19 @@ def event_record(prediction: ServedPrediction, top_k: int) -> dict[str, Any]:
         "prediction_id": prediction.prediction_id,
         "text": prediction.text,
         "prediction": prediction.label,
-        "confidence": float(prediction.scores[prediction.label]),
+        "confidence": float(prediction.scores[prediction.label]) if prediction.scores else None,
         "top": {label: float(probability) for label, probability in ranked},
         "model_version": prediction.model_version,
         "ts": prediction.ts_ms,
         "text_chars": len(prediction.text),
     }
+
+
+def logged_answer(answer: str, max_chars: int) -> str:
+    """A generated answer as the log keeps it, so that ingest accepts it and feedback can name it by id: a prediction
+    must be printable, so whitespace runs (newlines included) become one space and other control characters go, and
+    it is cut to `max_chars` (`ingest.max_label_chars`)."""
+    return CONTROL.sub("", " ".join(answer.split()))[:max_chars].rstrip()
 
 
 def prediction_value(prediction: ServedPrediction, top_k: int) -> bytes:

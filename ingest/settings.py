@@ -83,7 +83,12 @@ class IngestSettings(BaseModel):
         description="Longest accepted text, in characters after cleaning; longer texts are rejected.",
     )
     max_id_chars: int = Field(200, ge=1, description="Longest accepted record id, in characters.")
-    max_label_chars: int = Field(100, ge=1, description="Longest accepted label, in characters.")
+    max_label_chars: int = Field(
+        100,
+        ge=1,
+        description="Longest accepted label, in characters (trainer.task_kind=generation: an answer, and 2000 unless "
+        "set).",
+    )
     max_record_bytes: int = Field(
         1_000_000, ge=1_024, description="Largest accepted Kafka value, in bytes; larger values are rejected."
     )

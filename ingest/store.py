@@ -33,16 +33,18 @@ from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = 3
+STORE_VERSION = 4
 # Each step brings a store from its version to the next. Version 1 lacked kafka_offsets.last_value_md5 (a NULL
 # there: the partition's record is not checked once); version 2 the prediction log's columns of feedback (NULL for
-# the rows stored before: records that named no prediction).
+# the rows stored before: records that named no prediction); version 3 required a prediction's confidence, which a
+# generative model's answer has none of.
 MIGRATIONS = {
     1: ("ALTER TABLE kafka_offsets ADD COLUMN last_value_md5 VARCHAR",),
     2: tuple(
         f"ALTER TABLE feedback ADD COLUMN IF NOT EXISTS {column}"
         for column in ("prediction_id VARCHAR", "kind VARCHAR", "confidence DOUBLE")
     ),
+    3: ("ALTER TABLE predictions ALTER COLUMN confidence DROP NOT NULL",),
 }
 
 SCHEMA = """

@@ -7,6 +7,8 @@ from datetime import datetime
 
 import duckdb
 
+LABELS_SHOWN = 20
+
 
 @dataclass(frozen=True)
 class PartitionOffset:
@@ -37,7 +39,8 @@ class StoreSummary:
     rows: int
     holdout_rows: int
     rejected: int
-    labels: dict[str, int]
+    labels: dict[str, int]  # the most common labels (`LABELS_SHOWN`), with their rows
+    distinct_labels: int  # a generative model's answers are labels too: thousands of them
     kinds: dict[str, int]
     last_ingested_at: datetime | None
     partitions: list[PartitionOffset]
@@ -58,7 +61,10 @@ def store_summary(con: duckdb.DuckDBPyConnection, topic: str, predictions_topic:
         "SELECT count(*), count(*) FILTER (split = 'holdout'), (SELECT count(*) FROM rejected), max(ingested_at) "
         "FROM feedback"
     ).fetchall()[0]
-    labels = con.execute("SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label").fetchall()
+    labels = con.execute(
+        "SELECT label, count(*) AS n FROM feedback GROUP BY label ORDER BY n DESC, label LIMIT ?", [LABELS_SHOWN]
+    ).fetchall()
+    ((distinct,),) = con.execute("SELECT count(DISTINCT label) FROM feedback").fetchall()
     kinds = con.execute(
         "SELECT coalesce(kind, 'unknown'), count(*) AS n FROM feedback GROUP BY ALL ORDER BY n DESC, 1"
     ).fetchall()
@@ -68,6 +74,7 @@ def store_summary(con: duckdb.DuckDBPyConnection, topic: str, predictions_topic:
         holdout_rows=totals[1],
         rejected=totals[2],
         labels=dict(labels),
+        distinct_labels=distinct,
         kinds=dict(kinds),
         last_ingested_at=totals[3],
         partitions=_partitions(con, topic),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from common.scores import Metric, batched_metric, encode_labels, metric_value
+from common.scores import LabelMetric, batched_metric, encode_labels, metric_value
 
 
 def recall_per_class(labels: Sequence[str], predicted: Sequence[str]) -> dict[str, tuple[float, int]]:
@@ -38,12 +38,17 @@ class PairedGain:
         lower_bound = float(np.quantile(resampled, 1.0 - confidence))
         return cls(candidate, production, candidate - production, lower_bound, confidence, len(resampled))
 
+    def scaled(self, factor: float) -> PairedGain:
+        """The same gain on another scale (sacrebleu's 0-100 to the gate's 0-1)."""
+        return PairedGain(self.candidate * factor, self.production * factor, self.gain * factor,
+                          self.lower_bound * factor, self.confidence, self.samples)  # fmt: skip
+
 
 def paired_bootstrap(
     labels: Sequence[str],
     candidate: Sequence[str],
     production: Sequence[str],
-    metric: Metric,
+    metric: LabelMetric,
     samples: int,
     confidence: float,
     seed: int,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.scores import metric_value
-from registry.bootstrap import paired_bootstrap, recall_per_class
+from common.scores import is_text_metric
+from registry.bootstrap import PairedGain, paired_bootstrap, recall_per_class
 from registry.errors import RegistryError
-from registry.evaluation import Evaluation, HoldoutPredictions
+from registry.evaluation import Evaluation, HoldoutPredictions, answer_losses, holdout_score
 from registry.settings import RegistrySettings
+from registry.text_bootstrap import paired_perplexity_bootstrap, paired_text_bootstrap
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class GateResult:
 
 def decide(candidate: Evaluation, production: Evaluation | None, rules: RegistrySettings) -> GateResult:
     """Candidate vs production: the newest episode must improve beyond the noise, no earlier episode may forget
-    more than epsilon, every class keeps a recall floor, and latency and memory stay within budget."""
+    more than epsilon, every class keeps a recall floor (a classifier's: generated answers have no classes), and
+    latency and memory stay within budget. With perplexity, the gain is the share by which the candidate's
+    perplexity of the reference answers is lower than production's, and forgetting the share by which it rises."""
     if not candidate.episodes:
         raise RegistryError("the candidate's evaluation has no holdout episodes; the gate has nothing to compare")
     newest = candidate.newest_episode
@@ -52,7 +55,8 @@ def decide(candidate: Evaluation, production: Evaluation | None, rules: Registry
             for e in sorted(candidate.episodes)
             if e != newest
         ]
-    checks.append(_recall_floor(candidate, rules))
+    if rules.gate_metric in ("macro_f1", "accuracy"):
+        checks.append(_recall_floor(candidate, rules))
     checks.append(_latency(candidate, rules))
     checks.append(_memory(candidate, rules))
     return GateResult(passed=all(check.passed for check in checks), checks=tuple(checks))
@@ -71,15 +75,7 @@ def _check_paired(candidate: Evaluation, production: Evaluation) -> None:
 def _improves(
     episode: int, candidate: HoldoutPredictions, production: HoldoutPredictions, rules: RegistrySettings
 ) -> Check:
-    gain = paired_bootstrap(
-        candidate.labels,
-        candidate.predicted,
-        production.predicted,
-        rules.gate_metric,
-        rules.gate_bootstrap_samples,
-        rules.gate_bootstrap_confidence,
-        rules.gate_seed,
-    )
+    gain = _paired_gain(candidate, production, rules)
     numbers: dict[str, Any] = {
         "episode": episode,
         "candidate": gain.candidate,
@@ -91,6 +87,8 @@ def _improves(
     }
     metric, pct = rules.gate_metric, round(100 * rules.gate_bootstrap_confidence)
     scores = f"{metric} {gain.candidate:.4f} vs production {gain.production:.4f} on episode {episode}'s holdout"
+    if metric == "perplexity":
+        scores += " (the gain is the share by which perplexity falls)"
     if len(candidate.labels) < rules.gate_min_holdout_rows:
         reason = (
             f"Too few held-out rows to judge: {scores} has {len(candidate.labels)} rows, fewer than "
@@ -109,14 +107,30 @@ def _improves(
     return Check("improves", True, f"Improves: {scores}, gain {gain.gain:+.4f}; {bound}.", numbers)
 
 
+def _paired_gain(candidate: HoldoutPredictions, production: HoldoutPredictions, rules: RegistrySettings) -> PairedGain:
+    """The gain of `rules.gate_metric` with its bootstrap lower bound; labels are the reference answers of a text
+    metric."""
+    metric = rules.gate_metric
+    args = (rules.gate_bootstrap_samples, rules.gate_bootstrap_confidence, rules.gate_seed)
+    if metric == "perplexity":
+        (mine, tokens), (theirs, _) = answer_losses(candidate), answer_losses(production)
+        return paired_perplexity_bootstrap(mine, theirs, tokens, *args)
+    if is_text_metric(metric):
+        return paired_text_bootstrap(candidate.labels, candidate.predicted, production.predicted, metric,
+                                     *args).scaled(0.01)  # fmt: skip
+    return paired_bootstrap(candidate.labels, candidate.predicted, production.predicted, metric, *args)
+
+
 def _forgets(
     episode: int, candidate: HoldoutPredictions, production: HoldoutPredictions, rules: RegistrySettings
 ) -> Check:
-    after = metric_value(candidate.labels, candidate.predicted, rules.gate_metric)
-    before = metric_value(production.labels, production.predicted, rules.gate_metric)
-    loss = before - after
+    after, before = holdout_score(candidate, rules.gate_metric), holdout_score(production, rules.gate_metric)
+    if rules.gate_metric == "perplexity":  # lower is better: the share by which it rises is lost
+        loss, change = after / before - 1.0, f"{after / before - 1.0:+.2%}"
+    else:
+        loss, change = before - after, f"{after - before:+.4f}"
     numbers = {"episode": episode, "candidate": after, "production": before, "loss": loss}
-    text = f"{rules.gate_metric} on earlier episode {episode} goes from {before:.4f} to {after:.4f} ({-loss:+.4f})"
+    text = f"{rules.gate_metric} on earlier episode {episode} goes from {before:.4f} to {after:.4f} ({change})"
     name = f"forgetting:{episode}"
     if loss > rules.gate_epsilon:
         return Check(name, False, f"Forgets: {text}, more than epsilon {rules.gate_epsilon}.", numbers)

@@ -13,6 +13,9 @@ class ServiceMetrics:
     predict_seconds: Any
     feedback: Any
     predict_unauthorized: Any
+    answers: Any
+    generate_seconds: Any
+    generate_unauthorized: Any
     swaps: Any
     prediction_events: Any
     prediction_events_dropped: Any
@@ -33,6 +36,15 @@ def service_metrics() -> ServiceMetrics:
         feedback=Counter("driftloop_feedback", "Corrections received at /feedback, by result.", ["result"]),
         predict_unauthorized=Counter(
             "driftloop_predict_unauthorized", "/predict requests refused for a missing or wrong bearer token."
+        ),
+        answers=Counter("driftloop_answers", "Answers /generate wrote, by production version.", ["model_version"]),
+        generate_seconds=Histogram(
+            "driftloop_generate_seconds",
+            "Time to answer one /generate request.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        ),
+        generate_unauthorized=Counter(
+            "driftloop_generate_unauthorized", "/generate requests refused for a missing or wrong bearer token."
         ),
         swaps=Counter("driftloop_model_swaps", "Production models swapped in by the service.", ["model_version"]),
         prediction_events=Counter(

@@ -20,11 +20,10 @@ from typing import Any
 import duckdb
 
 from common.disk import Deletion
-from common.scores import metric_value
 from registry import records, retention
 from registry.candidates import CandidateFiles, Lineage
 from registry.errors import NotAllowed, StoreError, UnknownVersion
-from registry.evaluation import Evaluation, evaluation_to_json
+from registry.evaluation import Evaluation, evaluation_to_json, holdout_score
 from registry.gate import GateResult, decide
 from registry.records import PROMOTING, LineageRecord, ModelRecord, Promotion
 from registry.settings import RegistrySettings
@@ -325,10 +324,7 @@ def summarize(candidate: Evaluation, production: Evaluation | None, rules: Regis
     """Per-episode scores of both models, latency and memory: what `driftloop show` prints."""
 
     def scores(evaluation: Evaluation) -> dict[str, float]:
-        return {
-            str(e): metric_value(h.labels, h.predicted, rules.gate_metric)
-            for e, h in sorted(evaluation.episodes.items())
-        }
+        return {str(e): holdout_score(h, rules.gate_metric) for e, h in sorted(evaluation.episodes.items())}
 
     return {
         "metric": rules.gate_metric,

@@ -23,8 +23,12 @@ class RegistrySettings(BaseModel):
     bentoml_home: Path | None = Field(
         None, description="BentoML home holding the model store; empty: `<home>/bentoml`."
     )
-    gate_metric: Literal["macro_f1", "accuracy"] = Field(
-        "macro_f1", description="Score the gate compares on every episode's holdout."
+    gate_metric: Literal["macro_f1", "accuracy", "perplexity", "chrf", "bleu"] = Field(
+        "macro_f1",
+        description="Score the gate compares on every episode's holdout: macro_f1 or accuracy of a classifier's "
+        "labels; for a generative model, perplexity of the reference answers (its gain is the share by which it "
+        "falls; trainer.task_kind=generation sets it unless told otherwise), or chrf or bleu (sacrebleu's, divided "
+        "by 100) of its answers against them.",
     )
     gate_margin: float = Field(
         0.01,
@@ -87,17 +91,26 @@ class RegistrySettings(BaseModel):
     poll_interval_s: float = Field(
         0.5, gt=0.0, le=60.0, description="How often the service checks for a new production model."
     )
-    max_batch_texts: int = Field(64, ge=1, description="Most texts in one /predict request.")
+    max_batch_texts: int = Field(64, ge=1, description="Most texts in one /predict request, prompts in one /generate.")
     max_request_chars: int = Field(
         200_000,
         ge=1,
-        description="Most characters of all texts of one /predict request together (the one worker "
-        "stays free for others).",
+        description="Most characters of one /predict request's texts, or one /generate request's prompts, together "
+        "(the one worker stays free for others).",
+    )
+    generate_max_new_tokens: int = Field(
+        64, ge=1, description="Most tokens of a /generate answer when the request does not say (`max_new_tokens`)."
+    )
+    generate_max_new_tokens_limit: int = Field(
+        256,
+        ge=1,
+        description="Most `max_new_tokens` one /generate request may ask for; more is refused (the one worker stays "
+        "free for others).",
     )
     int8: bool = Field(
         False,
         description="Serve the candidate's INT8 export (`trainer.export_int8`) with ONNX Runtime, without torch; a "
-        "model without one is served in fp32.",
+        "model without one is served in fp32. A generative model is served with its Linear layers in dynamic INT8.",
     )
     predict_batch_size: int = Field(32, ge=1, description="Windows per forward pass when the service predicts.")
     torch_threads: int = Field(
@@ -119,19 +132,20 @@ class RegistrySettings(BaseModel):
     predict_token: SecretStr | None = Field(
         None,
         min_length=MIN_TOKEN_CHARS,
-        description="Bearer token POST /predict requires; unset: /predict is open. Masked in `config show`; "
-        "the CLI sends it to the service.",
+        description="Bearer token POST /predict and POST /generate require; unset: both are open. Masked in "
+        "`config show`; the CLI sends it to the service.",
     )
     predict_token_file: Path | None = Field(
         None,
-        description="File holding the /predict token (its content, stripped), read at start; instead of "
-        "`predict_token`.",
+        description="File holding the /predict and /generate token (its content, stripped), read at start; "
+        "instead of `predict_token`.",
     )
     prediction_log: bool = Field(
         True,
         description="The service publishes every prediction (id, text, label, confidence, top probabilities, model "
-        "version, time) to `kafka.predictions_topic`, in the background; off, or with no Kafka configured, "
-        "predictions still get an id but nothing is published.",
+        "version, time) and every /generate answer (id, prompt, answer, model version, time) to "
+        "`kafka.predictions_topic`, in the background; off, or with no Kafka configured, predictions still get an "
+        "id but nothing is published.",
     )
     prediction_log_queue: int = Field(
         10_000,
@@ -160,6 +174,15 @@ class RegistrySettings(BaseModel):
                     f"{route}_token and {route}_token_file are both set; keep one (the file keeps the token out of "
                     "the environment and the config file)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _default_answer_within_the_limit(self) -> Self:
+        if self.generate_max_new_tokens > self.generate_max_new_tokens_limit:
+            raise ValueError(
+                f"generate_max_new_tokens={self.generate_max_new_tokens} is above generate_max_new_tokens_limit="
+                f"{self.generate_max_new_tokens_limit}; lower the default or raise the limit"
+            )
         return self
 
     def model_name(self) -> str:

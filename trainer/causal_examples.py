@@ -3,12 +3,13 @@ end-of-turn token, with the loss on the response tokens only; and the perplexity
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
+
+from common.text_scores import pooled_perplexity
 
 IGNORED = -100  # the target id cross-entropy skips
 
@@ -60,10 +61,19 @@ def response_nll(model: torch.nn.Module, examples: Sequence[Example], pad_id: in
 
 
 @torch.no_grad()
-def perplexity(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 8) -> float:
-    """exp of the mean negative log-likelihood per response token, over every example."""
-    total, count = 0.0, 0
+def response_losses(
+    model: torch.nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 8
+) -> tuple[list[float], list[int]]:
+    """Per example, the summed negative log-likelihood of its response tokens (nats), and how many there are."""
+    losses: list[float] = []
+    counts: list[int] = []
     for start in range(0, len(examples), batch_size):
         nll, tokens = response_nll(model, examples[start : start + batch_size], pad_id)
-        total, count = total + float(nll.sum()), count + int(tokens.sum())
-    return math.exp(total / count) if count else math.nan
+        losses += [float(value) for value in nll.tolist()]
+        counts += [int(value) for value in tokens.tolist()]
+    return losses, counts
+
+
+def perplexity(model: torch.nn.Module, examples: Sequence[Example], pad_id: int, batch_size: int = 8) -> float:
+    """exp of the mean negative log-likelihood per response token, over every example."""
+    return pooled_perplexity(*response_losses(model, examples, pad_id, batch_size))

@@ -21,8 +21,6 @@ from trainer.fit import Report, ShouldStop, train
 from trainer.results import FitStats
 from trainer.settings import TrainerSettings
 
-TARGET_MODULES = ("q_proj", "v_proj")  # the attention projections of Llama-style models (SmolLM2 included)
-
 
 def causal_model(
     base: Path, parent: Path | None, settings: TrainerSettings
@@ -34,7 +32,7 @@ def causal_model(
     if parent is not None:
         return PeftModel.from_pretrained(model, parent, is_trainable=True), tokenizer
     config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                        lora_dropout=settings.lora_dropout, target_modules=list(TARGET_MODULES))  # fmt: skip
+                        lora_dropout=settings.lora_dropout, target_modules=list(settings.target_modules()))  # fmt: skip
     return get_peft_model(model, config), tokenizer
 
 

@@ -10,7 +10,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,11 +22,12 @@ from trainer.settings import TrainerSettings
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "holdout"]
+Stratum = Callable[["Row"], str]  # the group a row is balanced and validated within
 
 
 @dataclass(frozen=True)
 class Row:
-    """One labelled text as the store holds it."""
+    """One labelled text as the store holds it (generation: the prompt, and the answer as its label)."""
 
     id: str
     text: str
@@ -87,20 +88,27 @@ def select_rows(window: Iterable[Row], history: Iterable[Row], settings: Trainer
     class, over episodes); near-duplicates (of each other, newest first, or of any holdout text) are dropped;
     the validation split is taken per class from the training rows by a hash of the row id (the same rows in every
     run). Holdout rows of both are kept for evaluation.
+
+    Generation has no classes (every answer is its own label): replay is spread over episodes, validation drawn from
+    all rows, and a near-duplicate is one of prompt and answer together (one word's senses share a prompt).
     """
+    generation = settings.task_kind == "generation"
+    stratum: Stratum = (lambda row: "") if generation else (lambda row: row.label)
+    compared: Callable[[Row], str] = (lambda row: f"{row.text}\n{row.label}") if generation else (lambda row: row.text)
     window_rows, history_rows = list(window), list(history)
     holdout = tuple(row for row in (*history_rows, *window_rows) if row.split == "holdout")
     new = [row for row in reversed(window_rows) if row.split == "train"]
     if not new:
         raise BadTrainingData("the new window has no training rows; wait for more feedback before training")
     rng = random.Random(settings.seed)
-    replay = replay_sample([row for row in history_rows if row.split == "train"], settings.replay_size, rng)
+    replay = replay_sample([row for row in history_rows if row.split == "train"], settings.replay_size, rng, stratum)
     started = time.perf_counter()
     candidates = [*new, *replay]
-    dropped = near_duplicates([row.text for row in candidates], settings.dedup_threshold, [r.text for r in holdout])
+    dropped = near_duplicates([compared(row) for row in candidates], settings.dedup_threshold,
+                              [compared(row) for row in holdout])  # fmt: skip
     kept = [row for row, drop in zip(candidates, dropped, strict=True) if not drop]
     dedup_seconds = time.perf_counter() - started
-    train, validation = split_validation(kept, settings.validation_fraction, rng)
+    train, validation = split_validation(kept, settings.validation_fraction, rng, stratum)
     new_ids = {row.id for row in new}
     weights = loss_weights([row.id in new_ids for row in train], settings.new_window_share)
     weights, mix = mix_weights(train, weights, new_ids, window_rows, settings.mix_min_audit_rows)
@@ -133,11 +141,13 @@ def loss_weights(is_new: Sequence[bool], new_share: float) -> tuple[float, ...]:
     return tuple(new_weight if flag else old_weight for flag in is_new)
 
 
-def replay_sample(pool: Sequence[Row], size: int, rng: random.Random) -> list[Row]:
-    """Up to `size` rows with the classes as equal as the pool allows, spread evenly over episodes."""
+def replay_sample(
+    pool: Sequence[Row], size: int, rng: random.Random, stratum: Stratum = lambda row: row.label
+) -> list[Row]:
+    """Up to `size` rows with the classes (`stratum`s) as equal as the pool allows, spread evenly over episodes."""
     by_class: dict[str, dict[int, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in pool:
-        by_class[row.label][row.episode].append(row)
+        by_class[stratum(row)][row.episode].append(row)
     quotas = _balanced_quotas({label: sum(map(len, eps.values())) for label, eps in by_class.items()}, size)
     sample: list[Row] = []
     for label in sorted(by_class):
@@ -175,14 +185,16 @@ def _round_robin(groups: Sequence[Sequence[Row]], count: int) -> list[Row]:
     return taken
 
 
-def split_validation(rows: Sequence[Row], fraction: float, rng: random.Random) -> tuple[list[Row], list[Row]]:
-    """Per class, the rows whose id hashes below `fraction` go to validation (at least one, and never all, of a
-    class with two or more rows). Membership depends on the row id alone, so a row that validates one run
+def split_validation(
+    rows: Sequence[Row], fraction: float, rng: random.Random, stratum: Stratum = lambda row: row.label
+) -> tuple[list[Row], list[Row]]:
+    """Per class (`stratum`), the rows whose id hashes below `fraction` go to validation (at least one, and never
+    all, of a class with two or more rows). Membership depends on the row id alone, so a row that validates one run
     validates every later run too: no run trains on a row an earlier run validated on, and the replayed rows
     the parent was trained on never sit in validation, where they would reward memorising them."""
     by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_label[row.label].append(row)
+        by_label[stratum(row)].append(row)
     train: list[Row] = []
     validation: list[Row] = []
     for label in sorted(by_label):

@@ -14,7 +14,7 @@ from trainer.int8 import load_int8
 from trainer.metrics import backward_transfer, forgetting, score_predictions
 from trainer.predict import Classifier, load_classifier, logits
 from trainer.quantize import export_int8, weights_bytes
-from trainer.results import EpisodePredictions, EvaluationReport, Int8Export, Scores
+from trainer.results import EpisodePredictions, EpisodeScores, EvaluationReport, Int8Export
 from trainer.served import predict
 from trainer.serving_cost import peak_memory_mb, single_text_latency
 
@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Scored:
-    """One model on one episode's holdout: the predicted label of every row, in the holdout's order, and the scores."""
+    """One model on one episode's holdout: the predicted label (or generated answer) of every row, in the holdout's
+    order, and the scores."""
 
     predicted: tuple[str, ...]
-    scores: Scores
+    scores: EpisodeScores
+    nll: tuple[float, ...] | None = None  # a generative model's loss on each reference answer, and its tokens
+    tokens: tuple[int, ...] | None = None
 
 
 def predicted_labels(classifier: Classifier, texts: Sequence[str], allowed: int | None = None) -> list[str]:
@@ -50,7 +53,7 @@ def predict_episodes(classifier: Classifier, holdout: Mapping[int, Sequence[Row]
 
 
 def score_episodes(classifier: Classifier, holdout: Mapping[int, Sequence[Row]], allowed: int | None = None
-                   ) -> dict[int, Scores]:  # fmt: skip
+                   ) -> dict[int, EpisodeScores]:  # fmt: skip
     return {episode: scored.scores for episode, scored in predict_episodes(classifier, holdout, allowed).items()}
 
 
@@ -72,8 +75,8 @@ def evaluate(
     peak = peak_memory_mb()
     episodes = {e: s.scores for e, s in scored.items()}
     parent_scores = None if parent is None else {e: s.scores for e, s in parent.items()}
-    before = {e: s.macro_f1 for e, s in (parent_scores or {}).items()}
-    after = {e: s.macro_f1 for e, s in episodes.items()}
+    before = {e: s.headline for e, s in (parent_scores or {}).items()}
+    after = {e: s.headline for e, s in episodes.items()}
     int8 = None if int8_dir is None else int8_report(classifier, model_dir, int8_dir, data.holdout)
     report = EvaluationReport(
         newest_episode=newest,
@@ -98,6 +101,9 @@ def paired_predictions(holdout: Mapping[int, Sequence[Row]], candidate: Mapping[
             labels=tuple(row.label for row in rows),
             candidate=candidate[episode].predicted,
             parent=None if parent is None else parent[episode].predicted,
+            candidate_nll=candidate[episode].nll,
+            parent_nll=None if parent is None else parent[episode].nll,
+            tokens=candidate[episode].tokens,
         )
         for episode, rows in sorted(holdout.items())
     }

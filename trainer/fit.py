@@ -222,7 +222,9 @@ def train(
                         "lr": schedule.get_last_lr()[0], "samples_per_s": seen / busy})  # fmt: skip
         current = objective.validate()
         curve.append(current)
-        report({"event": "validation", "epoch": epoch, "step": step, objective.metric: current})
+        report(
+            {"event": "validation", "epoch": epoch, "step": step, "metric": objective.metric, objective.metric: current}
+        )
         if sign * current > best:
             best, best_epoch, best_state, since_best = sign * current, epoch, _snapshot(model), 0
         else:

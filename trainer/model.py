@@ -91,7 +91,7 @@ def _prepare_fresh(model: torch.nn.Module, settings: TrainerSettings) -> torch.n
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,
         lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_target_modules),
+        target_modules=list(settings.target_modules()),
         modules_to_save=list(settings.modules_to_save),
     )
     peft_model: torch.nn.Module = get_peft_model(model, config)

@@ -1,4 +1,5 @@
-"""What a model directory (merged, adapter or INT8) was trained with: its `driftloop.json`; imports no torch."""
+"""What a model directory (merged, adapter or INT8) was trained with, its `driftloop.json`, and whether it is a
+causal LM; imports no torch."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ def read_info(model_dir: Path) -> ModelInfo:
     return ModelInfo(
         tuple(info["labels"]), int(info["max_length"]), int(info["stride"]), float(info.get("temperature", 1.0))
     )
+
+
+def is_causal_lm(model_dir: Path) -> bool:
+    """True when the directory holds a causal LM (its `config.json` names a `...ForCausalLM` architecture): the
+    service then serves it with /generate, not /predict. A directory without `config.json` is no causal LM."""
+    path = model_dir / "config.json"
+    if not path.is_file():
+        return False
+    architectures = json.loads(path.read_text()).get("architectures") or []
+    return any(str(name).endswith("ForCausalLM") for name in architectures)

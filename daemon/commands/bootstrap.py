@@ -101,7 +101,7 @@ def _print_progress(event: dict[str, Any]) -> None:
     if kind == "phase":
         click.echo(f"  {event['phase']}")
     elif kind == "validation":
-        click.echo(f"  epoch {event['epoch']}: validation macro-F1 {event['macro_f1']:.4f}")
+        click.echo(f"  epoch {event['epoch']}: validation {event['metric']} {event[event['metric']]:.4f}")
     elif kind == "progress":
         click.echo(f"  epoch {event['epoch']} step {event['step']}: loss {event['loss']:.4f}, "
                    f"{event['samples_per_s']:.1f} samples/s")  # fmt: skip

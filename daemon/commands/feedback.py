@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from common.text_scores import corpus_score
 from daemon.commands.state import CliState, pass_state
 from daemon.commands.terminal import printable
 from daemon.loop.operations import call
@@ -102,23 +103,36 @@ def load(state: CliState, file: Path, no_check: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the records with predictions.")
 @pass_state
 def annotate(state: CliState, file: Path, service: str, out: Path | None) -> None:
-    """Ask the service to predict every record of FILE: prints its accuracy on them; with --out writes the
-    records with `prediction` and `model_version` set, as corrections of the served model. An evaluation, not
-    served traffic: the service leaves it out of its prediction log. Sends registry.predict_token when it is set."""
+    """Ask the service to predict every record of FILE (a generative model: to answer its prompt): prints its
+    accuracy on them (chrF and BLEU-4 of the answers against the records' labels); with --out writes the records
+    with `prediction` and `model_version` set, as corrections of the served model. An evaluation, not served
+    traffic: the service leaves it out of its prediction log. Sends registry.predict_token when it is set."""
     token = predict_token(state.settings.registry)
     records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    sources, right = set(), 0
+    generation = state.settings.trainer.task_kind == "generation"
+    sources = set()
     for start in range(0, len(records), ANNOTATE_BATCH):
         batch = records[start : start + ANNOTATE_BATCH]
-        answer = service_client.request_predictions(service, [record["text"] for record in batch], token, log=False)
+        texts = [record["text"] for record in batch]
+        if generation:
+            answer = service_client.request_answers(service, texts, token, log=False)
+            said = [item["text"] for item in answer["answers"]]
+        else:
+            answer = service_client.request_predictions(service, texts, token, log=False)
+            said = [item["label"] for item in answer["predictions"]]
         sources.add(answer["source"])
-        for record, prediction in zip(batch, answer["predictions"], strict=True):
-            record["prediction"], record["model_version"] = prediction["label"], answer["model_version"]
-            right += prediction["label"] == record["label"]
+        for record, prediction in zip(batch, said, strict=True):
+            record["prediction"], record["model_version"] = prediction, answer["model_version"]
     if out is not None:
         out.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     served = ", ".join(sorted(sources))
-    click.echo(f"accuracy of {served} on {file.name}: {right / max(len(records), 1):.4f} ({len(records)} records)")
+    labels, predicted = [record["label"] for record in records], [record["prediction"] for record in records]
+    if generation:
+        chrf, bleu = corpus_score("chrf", predicted, labels), corpus_score("bleu", predicted, labels)
+        click.echo(f"chrF of {served} on {file.name}: {chrf:.2f}, BLEU-4 {bleu:.2f} ({len(records)} records)")
+    else:
+        right = sum(label == guess for label, guess in zip(labels, predicted, strict=True))
+        click.echo(f"accuracy of {served} on {file.name}: {right / max(len(records), 1):.4f} ({len(records)} records)")
 
 
 @feedback_group.command("stats")
@@ -127,8 +141,11 @@ def stats(state: CliState) -> None:
     """Counts of stored and rejected records, of stored records per label and per kind, and of the prediction log."""
     summary = call(state.settings, "feedback_stats")
     click.echo(f"stored {summary['rows']} ({summary['holdout_rows']} holdout), rejected {summary['rejected']}")
+    shown = len(summary["labels"])
+    more = f"; the {shown} most common" if summary["distinct_labels"] > shown else ""
+    click.echo(f"labels: {summary['distinct_labels']}{more}")
     for label, count in summary["labels"].items():
-        click.echo(f"  {printable(label):<24} {count}")
+        click.echo(f"  {printable(label)[:60]:<24} {count}")  # an answer can run to 2,000 characters
     click.echo("kinds: " + (", ".join(f"{kind} {count}" for kind, count in summary["kinds"].items()) or "none"))
     log = summary["prediction_log"]
     click.echo(f"prediction log: {log['predictions']} predictions ({log['with_text']} with their text), "

@@ -32,10 +32,10 @@ def status(state: CliState, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(current, indent=2, default=str))
         return
-    _print_status(current)
+    _print_status(current, state.settings.trainer.task_kind == "generation")
 
 
-def _print_status(current: dict[str, Any]) -> None:
+def _print_status(current: dict[str, Any], generation: bool) -> None:
     ingest, drift, daemon = current["ingest"], current["drift"], current.get("daemon")
     click.echo(f"daemon: running, pid {daemon['pid']}, up {daemon['uptime_s']} s" if daemon else "daemon: not running")
     if daemon and daemon.get("ingest_halted"):
@@ -61,7 +61,7 @@ def _print_status(current: dict[str, Any]) -> None:
         click.echo(f"  {reading['name']:<11} {value:>8}  threshold {reading['threshold']}")
     if drift["last_event"]:
         click.echo(f"  last event: {drift['last_event']}")
-    _print_models(current["models"], current["training"])
+    _print_models(current["models"], current["training"], generation)
 
 
 def _print_partitions(partitions: list[dict[str, Any]], lag: dict[str, int]) -> None:
@@ -71,7 +71,7 @@ def _print_partitions(partitions: list[dict[str, Any]], lag: dict[str, int]) -> 
         click.echo(f"  partition {partition['partition']}: next offset {partition['next_offset']}{shown}")
 
 
-def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
+def _print_models(models: dict[str, Any], training: dict[str, Any], generation: bool) -> None:
     pending = ", ".join(models["pending"]) or "none"
     click.echo(f"models: production {models['production'] or 'none (run `driftloop bootstrap`)'}, "
                f"waiting for approval: {pending}")  # fmt: skip
@@ -82,7 +82,11 @@ def _print_models(models: dict[str, Any], training: dict[str, Any]) -> None:
         if serving["failed_version"]:
             click.echo(f"  could not load {serving['failed_version']}: {serving['error']}")
     accuracy = models["accuracy"]
-    if accuracy["model_version"] is not None:
+    if accuracy["model_version"] is not None and generation:  # an answer has no confidence, and is rarely exact
+        kept = _share(accuracy["audited"])
+        click.echo(f"answers of {accuracy['model_version']} as served: {accuracy['predictions']} logged, {kept} of "
+                   f"{accuracy['audit_rows']} reviewed left word for word")  # fmt: skip
+    elif accuracy["model_version"] is not None:
         click.echo(f"accuracy of {accuracy['model_version']} as served: {_share(accuracy['estimated'])} estimated from "
                    f"its confidence over {accuracy['predictions']} predictions, {_share(accuracy['audited'])} on "
                    f"{accuracy['audit_rows']} audit labels")  # fmt: skip

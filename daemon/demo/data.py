@@ -8,10 +8,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from ingest.datasets import LabelledText, health_tweets
+from ingest.datasets import health_tweets
 
+T = TypeVar("T")
 OLD_PERIOD = ("2013Q1", "2013Q2")
 NEW_PERIOD = ("2014Q3", "2014Q4")
 BAD_RECORDS: list[bytes] = [
@@ -54,8 +55,8 @@ def write_demo_files(folder: Path, sizes: DemoSizes, seed: int = 0) -> DemoFiles
     rng = random.Random(seed)
     old = [t for t in tweets if t.group in OLD_PERIOD]
     new = [t for t in tweets if t.group in NEW_PERIOD]
-    bootstrap, reference, eval_old = _split(old, (sizes.bootstrap, sizes.reference, sizes.evaluation), rng)
-    shifted, after, eval_new = _split(new, (sizes.shifted, sizes.after, sizes.evaluation), rng)
+    bootstrap, reference, eval_old = disjoint_samples(old, (sizes.bootstrap, sizes.reference, sizes.evaluation), rng)
+    shifted, after, eval_new = disjoint_samples(new, (sizes.shifted, sizes.after, sizes.evaluation), rng)
     names = ("bootstrap", "reference", "shifted", "after", "eval-old", "eval-new", "bad")
     files = DemoFiles(*(folder / f"{name}.jsonl" for name in names))
     for path, part in zip(files[:6], (bootstrap, reference, shifted, after, eval_old, eval_new), strict=True):
@@ -65,8 +66,9 @@ def write_demo_files(folder: Path, sizes: DemoSizes, seed: int = 0) -> DemoFiles
     return files
 
 
-def _split(pool: Sequence[LabelledText], sizes: Sequence[int], rng: random.Random) -> list[list[LabelledText]]:
-    """Disjoint random samples of the given sizes, each spanning the whole period, each in time order."""
+def disjoint_samples(pool: Sequence[T], sizes: Sequence[int], rng: random.Random) -> list[list[T]]:
+    """Disjoint random samples of the given sizes, each spanning the whole pool, each in the pool's order (tweets:
+    time order)."""
     chosen = rng.sample(range(len(pool)), sum(sizes))
     parts, start = [], 0
     for size in sizes:

@@ -1,10 +1,11 @@
-"""`driftloop demo`: the whole loop on real health-news tweets, each step the documented command that does it.
+"""`driftloop demo`: the whole loop on real data, each step the documented command that does it.
 
-Version 1 learns early-2013 tweets; the service then serves late-2014 tweets (new topics, new outlets). People
-react as they do: users correct 30% of the wrong answers and confirm 5% of the right ones, and a reviewer labels
-the 3% audit sample. The daemon sees the drift in the served traffic, trains a candidate from version 1 on the new
-feedback plus a replay sample, the gate checks it on the audit labels and the earlier holdout, an operator
-approves it, the service swaps to it. `--full-labels` sends every tweet with its label instead.
+Version 1 learns early-2013 health-news tweets (with `--task generation`: to define animals); the service then
+serves late-2014 tweets (new topics, new outlets; verbs of motion). People react as they do: users correct 30% of
+the wrong answers and confirm 5% of the right ones, and a reviewer labels the audit sample. The daemon sees the
+drift in the served traffic, trains a candidate from version 1 on the new feedback plus a replay sample, the gate
+checks it on the audit labels and the earlier holdout, an operator approves it, the service swaps to it.
+`--full-labels` sends every tweet with its label instead.
 """
 
 from __future__ import annotations
@@ -24,57 +25,24 @@ from typing import Any
 
 import click
 
-from daemon.demo.data import DemoSizes, write_demo_files
+from daemon.demo.data import DemoFiles, DemoSizes
+from daemon.demo.tasks import Ask, DemoTask
 from daemon.demo.users import Served, reviewed, user_feedback
 from daemon.errors import DaemonError
 from daemon.serving import client as service_client
 from ingest.broker import LocalBroker, free_port
 
-# The demo's own settings (written to <home>/driftloop.toml): a smaller drift warm-up than the default, sized
-# for a few thousand tweets; one forward pass per optimizer step (more updates per epoch)
-# and four epochs, so each run takes minutes on two cores; no per-class recall floor, because several of the
-# 16 outlets cannot be told apart from one tweet (every model of this size misses some of them entirely).
-DEMO_TOML = """\
-[registry]
-task = "health-news"
-gate_recall_floor = 0.0
-
-[drift]
-warmup_rows = 500
-cooldown_rows = 5000
-served_label_wait_s = 20
-
-[daemon]
-drift_check_interval_s = 5
-training_check_interval_s = 5
-min_new_rows = 1500
-metrics_port = 0
-
-[trainer]
-max_epochs = 4
-grad_accumulation = 1
-"""
 WAIT_FOR_CANDIDATE_S = 900
-# Served traffic is many times the feedback it brings in: as users, the demo serves more late-2014 tweets. The
-# early-2013 stream stays short: over 2,000 of its tweets the mix of outlets moves enough for `label_mix` to fire
-# before the shift (measured 2026-11-30: at served tweet 1,175).
-AS_USERS = DemoSizes(bootstrap=3_000, reference=800, shifted=6_000, after=600, evaluation=500)
-FULL_LABELS = DemoSizes()
-QUICK_AS_USERS = DemoSizes(300, 600, 2_000, 100, 100)
-QUICK_FULL_LABELS = DemoSizes(300, 600, 700, 100, 100)
-USERS_CHUNK = 1_000  # tweets served between two rounds of feedback and review
-SERVE_BATCH = 64
 
 
-def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_labels: bool = False) -> None:
-    """The whole loop in `home` (emptied first): bootstrap, serve, stream, drift, train, gate, approve, swap, chart.
+def run_demo(
+    home: Path, task: DemoTask, quick: bool, predict_token: str | None = None, full_labels: bool = False
+) -> None:
+    """The whole loop of `task` in `home` (emptied first): bootstrap, serve, stream, drift, train, gate, approve,
+    swap, chart.
 
     `predict_token` is sent when the demo asks the service itself (its commands read their own settings)."""
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    (home / "driftloop.toml").write_text(DEMO_TOML)
-    sizes = (QUICK_FULL_LABELS if quick else FULL_LABELS) if full_labels else (QUICK_AS_USERS if quick else AS_USERS)
-    files = write_demo_files(home, sizes)
+    sizes, files = _prepare(home, task, quick, full_labels)
     external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(log_file=home / "broker.log").start()
     port = free_port()
@@ -87,9 +55,8 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         "DRIFTLOOP_KAFKA_PREDICTIONS_TOPIC": f"driftloop-demo-{started}-predictions",
         "DRIFTLOOP_REGISTRY_PORT": str(port),
     }
-    if quick:  # too little data to learn 16 outlets: the gate's margin is off
-        rows = "600" if full_labels else "400"
-        env |= {"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": rows, "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"}
+    if quick:  # too little data to learn much: the gate's margin is off
+        env |= task.quick_env
     service_url = f"http://127.0.0.1:{port}"
     background: list[subprocess.Popen[bytes]] = []
     click.secho(f"demo home {home} (settings: {home / 'driftloop.toml'}), kafka {env['DRIFTLOOP_KAFKA_BOOTSTRAP']}",
@@ -99,11 +66,10 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         step(env, home, "bootstrap", "--data", files.bootstrap.name)
         background.append(start_background(env, home, "serve"))
         wait(lambda: service_client.ready(service_url), 180, "the service to load v1")
-        before = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
-                  for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
+        before = _measure(env, home, files, service_url, "v1")
         daemon = start_background(env, home, "run")
         background.append(daemon)
-        people = People(env, home, service_url, predict_token) if not full_labels else None
+        people = None if full_labels else People(env, home, service_url, predict_token, task)
 
         def serve(stream: Path) -> None:
             """The tweets of `stream` served, and the feedback people send for them."""
@@ -117,11 +83,10 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         step(env, home, "feedback", "load", files.bad.name, "--no-check")
         version = _wait_for_candidate(env, home)
         step(env, home, "show", version)
-        step(env, home, "approve", version, "--reason", "demo: recovers the late-2014 tweets, keeps early 2013")
-        swapped = functools.partial(_serving, service_url, files.eval_new, version, predict_token)
+        step(env, home, "approve", version, "--reason", f"demo: learns {task.periods[0]}, keeps {task.periods[1]}")
+        swapped = functools.partial(_serving, service_url, files.eval_new, version, predict_token, task.ask)
         wait(swapped, 30, f"the service to swap to {version}")
-        after = {name: _accuracy(step(env, home, "feedback", "annotate", path.name, "--service", service_url))
-                 for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
+        after = _measure(env, home, files, service_url, version)
         serve(files.after)
         streamed = sizes.bootstrap + (sizes.reference + sizes.shifted + sizes.after if people is None else people.sent)
         wait(lambda: _status(env, home)["ingest"]["rows"] >= streamed, 120, f"the daemon to store {streamed} rows")
@@ -132,9 +97,11 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
         step(env, home, "status")
         step(env, home, "chart", "--out", "chart.png")
         if people is not None:
-            click.echo(f"\nserved {people.served} tweets; users sent {people.corrections} corrections and "
+            click.echo(f"\nserved {people.served} {task.items}; users sent {people.corrections} corrections and "
                        f"{people.confirmations} confirmations, the reviewer {people.audits} audit labels")  # fmt: skip
-        _summary(before, after, home / "chart.png")
+        if task.items == "prompts":
+            _examples(home, version)
+        _summary(task, before, after, home / "chart.png")
     finally:
         for process in reversed(background):
             if process.poll() is None:
@@ -142,6 +109,24 @@ def run_demo(home: Path, quick: bool, predict_token: str | None = None, full_lab
                 process.wait(timeout=60)
         if broker is not None:
             broker.stop()
+
+
+def _prepare(home: Path, task: DemoTask, quick: bool, full_labels: bool) -> tuple[DemoSizes, DemoFiles]:
+    """`home` emptied, with the task's settings and data files in it."""
+    if full_labels and task.full_label_sizes is None:
+        raise DaemonError("--full-labels is a classification demo; leave it out with --task generation")
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "driftloop.toml").write_text(task.toml)
+    sizes = task.quick_sizes if quick else (task.full_label_sizes if full_labels else None) or task.sizes
+    return sizes, task.write_files(home, sizes)
+
+
+def _measure(env: dict[str, str], home: Path, files: DemoFiles, service_url: str, version: str) -> dict[str, float]:
+    """The served model's score on the held-out sets of both periods; its answers go to `eval-*-VERSION.jsonl`."""
+    return {name: _score(step(env, home, "feedback", "annotate", path.name, "--service", service_url, "--out",
+                              f"{path.stem}-{version}.jsonl"))
+            for name, path in (("old", files.eval_old), ("new", files.eval_new))}  # fmt: skip
 
 
 def step(env: dict[str, str], home: Path, *arguments: str) -> str:
@@ -170,8 +155,8 @@ class People:
     """Users of the served model and its reviewer: the service predicts every tweet (served traffic, logged), users
     correct 30% of the wrong answers and confirm 5% of the right ones, a reviewer labels the audit sample."""
 
-    def __init__(self, env: dict[str, str], home: Path, service_url: str, token: str | None) -> None:
-        self.env, self.home, self.service_url, self.token = env, home, service_url, token
+    def __init__(self, env: dict[str, str], home: Path, service_url: str, token: str | None, task: DemoTask) -> None:
+        self.env, self.home, self.service_url, self.token, self.task = env, home, service_url, token, task
         self.rng = random.Random(0)
         self.truth: dict[str, str] = {}  # prediction id -> the dataset's label
         self.served = self.corrections = self.confirmations = self.audits = self.sent = 0
@@ -179,8 +164,9 @@ class People:
     def react(self, stream: Path) -> None:
         """Serve the tweets of `stream` in chunks; after each, the users' feedback and a round of review."""
         tweets = [json.loads(line) for line in stream.read_text(encoding="utf-8").splitlines()]
-        for start in range(0, len(tweets), USERS_CHUNK):
-            served = self._serve(tweets[start : start + USERS_CHUNK])
+        chunk = self.task.users_chunk
+        for start in range(0, len(tweets), chunk):
+            served = self._serve(tweets[start : start + chunk])
             reactions = user_feedback(served, self.rng)
             self.corrections += sum(record["kind"] == "correction" for record in reactions)
             self.confirmations += sum(record["kind"] == "confirmation" for record in reactions)
@@ -189,11 +175,11 @@ class People:
 
     def _serve(self, tweets: list[dict[str, Any]]) -> list[Served]:
         served = []
-        for start in range(0, len(tweets), SERVE_BATCH):
-            batch = tweets[start : start + SERVE_BATCH]
-            answer = service_client.request_predictions(self.service_url, [t["text"] for t in batch], self.token)
-            served += [Served(p["prediction_id"], p["label"], t["label"])
-                       for t, p in zip(batch, answer["predictions"], strict=True)]  # fmt: skip
+        for start in range(0, len(tweets), self.task.serve_batch):
+            batch = tweets[start : start + self.task.serve_batch]
+            _, said = self.task.ask(self.service_url, [t["text"] for t in batch], self.token)
+            served += [Served(prediction_id, answer, t["label"])
+                       for t, (prediction_id, answer) in zip(batch, said, strict=True)]  # fmt: skip
         self.truth.update({prediction.prediction_id: prediction.truth for prediction in served})
         self.served += len(served)
         return served
@@ -265,28 +251,41 @@ def _progress_line(current: dict[str, Any]) -> str:
         doing = f"training run {active['run']}: {event.get('phase') or event.get('event', 'starting')}"
         if "epoch" in event:
             doing += f" epoch {event['epoch']}"
-        if "macro_f1" in event:
-            doing += f", validation macro-F1 {event['macro_f1']:.3f}"
+        if "metric" in event:
+            doing += f", validation {event['metric']} {event[event['metric']]:.3f}"
     else:
         doing = "no training"
     rows = f"{ingest['rows']} rows, {ingest['rejected']} rejected"
     return f"{rows}, drift {drift['phase']} ({drift['events']} events), {doing}"
 
 
-def _serving(url: str, sample: Path, version: str, token: str | None) -> bool:
+def _serving(url: str, sample: Path, version: str, token: str | None, ask: Ask) -> bool:
     text = json.loads(sample.read_text().splitlines()[0])["text"]
-    return str(service_client.request_predictions(url, [text], token)["source"]).endswith(f":{version}")
+    source, _ = ask(url, [text], token)
+    return source.endswith(f":{version}")
 
 
-def _accuracy(output: str) -> float:
-    return float(output.rsplit("accuracy of ", 1)[1].split(": ", 1)[1].split()[0])
+def _score(output: str) -> float:
+    """The score `driftloop feedback annotate` printed: "accuracy of SOURCE on FILE: 0.4780 (...)"."""
+    return float(output.rsplit(" on ", 1)[1].split(": ", 1)[1].split()[0].rstrip(","))
 
 
-def _summary(before: dict[str, float], after: dict[str, float], chart: Path) -> None:
-    gained = 100 * (after["new"] - before["new"])
-    lost = 100 * (before["old"] - after["old"])
-    click.secho("\nserved model accuracy      before    after", bold=True)
-    click.echo(f"  late 2014 (new period)   {before['new']:.4f}    {after['new']:.4f}   ({gained:+.1f} points)")
-    click.echo(f"  early 2013 (old period)  {before['old']:.4f}    {after['old']:.4f}   ({-lost:+.1f} points)")
+def _summary(task: DemoTask, before: dict[str, float], after: dict[str, float], chart: Path) -> None:
+    click.secho(f"\nserved model {task.score:<15} before    after", bold=True)
+    for key, name in (("new", task.periods[0]), ("old", task.periods[1])):
+        change = task.points * (after[key] - before[key])
+        click.echo(f"  {name:<26} {before[key]:7.4f}  {after[key]:7.4f}   ({change:+.1f} points)")
+    gained, lost = (task.points * (after["new"] - before["new"]), task.points * (before["old"] - after["old"]))
     verdict = "recovered" if gained > 0 and lost <= 1.0 else "NOT recovered within 1 point of the old period"
     click.secho(f"the new period {verdict}; chart: {chart}", bold=True)
+
+
+def _examples(home: Path, version: str, count: int = 3) -> None:
+    """The first held-out prompts of the new period: the dictionary's answer, version 1's and `version`'s."""
+    first, last = ([json.loads(line) for line in (home / f"eval-new-{name}.jsonl").read_text().splitlines()]
+                   for name in ("v1", version))  # fmt: skip
+    for old, new in list(zip(first, last, strict=True))[:count]:
+        click.echo(
+            f"\n  {old['text']}\n    dictionary: {old['label']}\n    v1: {old['prediction']}\n"
+            f"    {version}: {new['prediction']}"
+        )

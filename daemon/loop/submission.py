@@ -20,8 +20,16 @@ from drift.store import event_record, monitor_name
 from ingest import history
 from registry.settings import RegistrySettings
 from trainer.errors import TrainerError
+from trainer.generation_cost import measure_generation_cost
 from trainer.job import JOB_FILE, PROGRESS_FILE, ROWS_FILE, read_job, run_dir_for
-from trainer.results import CANDIDATE_FILE, PREDICTIONS_FILE, Candidate, load_candidate
+from trainer.results import (
+    CANDIDATE_FILE,
+    PREDICTIONS_FILE,
+    Candidate,
+    EvaluationReport,
+    TextScores,
+    load_candidate,
+)
 from trainer.serving_cost import ServedAs, ServingCost, measure_serving
 
 if TYPE_CHECKING:
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 COST_TEXTS = 2_000  # holdout texts the serving cost is measured on (the memory of a batch is what counts)
+COST_NEW_TOKENS = 32  # a generative model is timed on answers of this many tokens (the guide's budget is per answer)
 
 
 def submit_finished(
@@ -96,14 +105,19 @@ def submit_run(
 
 
 def serving_cost(candidate: Candidate, registry: RegistrySettings, latency_samples: int) -> ServingCost:
-    """The candidate's latency and memory as the service would run it, predicting its holdout texts."""
+    """The candidate's latency and memory as the service would run it: predicting its holdout texts, or answering
+    its held-out prompts with `COST_NEW_TOKENS` tokens each."""
+    job = read_job(run_dir_for(candidate.path))
+    texts = [row.text for row in job.data.holdout][:COST_TEXTS]
+    if job.settings.task_kind == "generation":
+        return measure_generation_cost(candidate.model_dir, registry.int8, registry.torch_threads, texts,
+                                       COST_NEW_TOKENS, latency_samples)  # fmt: skip
     served_as = ServedAs(
         int8=registry.int8,
         batch_size=registry.predict_batch_size,
         max_batch_texts=registry.max_batch_texts,
         threads=registry.torch_threads,
     )
-    texts = [row.text for row in read_job(run_dir_for(candidate.path)).data.holdout][:COST_TEXTS]
     return measure_serving(candidate.model_dir, _existing(candidate.path / "int8"), served_as, texts, latency_samples)
 
 
@@ -114,7 +128,8 @@ def evaluations(
     as served (production's from its own record)."""
     from registry.evaluation import Evaluation, HoldoutPredictions
 
-    mine = {e: HoldoutPredictions(p.labels, p.candidate) for e, p in candidate.predictions.items()}
+    mine = {e: HoldoutPredictions(p.labels, p.candidate, p.candidate_nll, p.tokens)
+            for e, p in candidate.predictions.items()}  # fmt: skip
     candidate_eval = Evaluation(mine, cost.latency_ms_p99, cost.peak_memory_mb)
     if production is None:
         return candidate_eval, None
@@ -122,7 +137,8 @@ def evaluations(
     for episode, predictions in candidate.predictions.items():
         if predictions.parent is None:
             raise ValueError(f"the run has no predictions of production {production.version} on episode {episode}")
-        theirs[episode] = HoldoutPredictions(predictions.labels, predictions.parent)
+        theirs[episode] = HoldoutPredictions(predictions.labels, predictions.parent, predictions.parent_nll,
+                                             predictions.tokens)  # fmt: skip
     metrics = production.metrics
     return candidate_eval, Evaluation(theirs, metrics["latency_ms_p99"], metrics["peak_memory_mb"])
 
@@ -168,15 +184,35 @@ def build_lineage(
         report={
             "path": str(candidate.path / CANDIDATE_FILE),
             "newest_episode": report.newest_episode,
-            "macro_f1": {str(e): round(s.macro_f1, 4) for e, s in report.episodes.items()},
-            "accuracy": {str(e): round(s.accuracy, 4) for e, s in report.episodes.items()},
+            **episode_scores(report),
             "forgetting": {str(e): round(v, 4) for e, v in report.forgetting.items()},
             "backward_transfer": report.backward_transfer,
             "latency_ms_p99": round(cost.latency_ms_p99, 2),
             "peak_memory_mb": round(cost.peak_memory_mb, 1),
-            "cost_measured": f"as served, predicting {cost.texts} holdout texts",
+            "cost_measured": _cost_measured(job["settings"].get("task_kind") == "generation", cost),
         },
     )
+
+
+def _cost_measured(generation: bool, cost: ServingCost) -> str:
+    if generation:
+        return f"as served, {cost.texts} single-prompt requests answered with {COST_NEW_TOKENS} tokens each"
+    return f"as served, predicting {cost.texts} holdout texts"
+
+
+def episode_scores(report: EvaluationReport) -> dict[str, dict[str, float]]:
+    """Each score's value per episode: macro_f1 and accuracy of a classifier; chrf, bleu and perplexity of a
+    generative model's answers."""
+    table: dict[str, dict[str, float]] = {}
+    for episode, scores in sorted(report.episodes.items()):
+        values = (
+            {"chrf": scores.chrf, "bleu": scores.bleu, "perplexity": scores.perplexity}
+            if isinstance(scores, TextScores)
+            else {"macro_f1": scores.macro_f1, "accuracy": scores.accuracy}
+        )
+        for name, value in values.items():
+            table.setdefault(name, {})[str(episode)] = round(value, 4)
+    return table
 
 
 def _existing(path: Path) -> Path | None:

@@ -72,7 +72,8 @@ def launch(
         runs.end_run(con, record.id, status="failed", reason=f"the run could not start: {_described(exc)}")
         log.error("training run %d could not start: %s", record.id, _described(exc), exc_info=not _expected(exc))
         return None
-    runs.record_start(con, record.id, process.popen.pid, describe_data(data, window_rows=len(window)))
+    labelled = settings.trainer.task_kind == "classification"
+    runs.record_start(con, record.id, process.popen.pid, describe_data(data, len(window), labelled))
     return runs.get_run(con, record.id), process
 
 
@@ -144,8 +145,9 @@ def split_window(rows: list[history.StoredRow], first_row_id: int) -> tuple[list
     return window, earlier
 
 
-def describe_data(data: TrainingData, window_rows: int) -> dict[str, Any]:
-    return {
+def describe_data(data: TrainingData, window_rows: int, labelled: bool = True) -> dict[str, Any]:
+    """The run's rows in counts; with `labelled`, its labels too (a generative model's labels are its answers)."""
+    described = {
         "window_rows": window_rows,
         "train_rows": len(data.train),
         "validation_rows": len(data.validation),
@@ -153,9 +155,9 @@ def describe_data(data: TrainingData, window_rows: int) -> dict[str, Any]:
         "new_rows": data.new_rows,
         "replay_rows": data.replay_rows,
         "duplicates_dropped": data.duplicates_dropped,
-        "labels": list(data.labels),
         "feedback_mix": None if data.mix is None else asdict(data.mix),
     }
+    return {**described, "labels": list(data.labels)} if labelled else described
 
 
 def _kill_orphan(record: TrainingRun) -> bool:

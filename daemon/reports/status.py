@@ -31,7 +31,7 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
             "topic": stored.topic,
             "rows": stored.rows,
             "holdout_rows": stored.holdout_rows,
-            "labels": len(stored.labels),
+            "labels": stored.distinct_labels,
             "last_ingested_at": None if stored.last_ingested_at is None else stored.last_ingested_at.isoformat(),
             "rejected": stored.rejected,
             "kinds": stored.kinds,
@@ -66,7 +66,7 @@ def collect_status(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[s
 def drift_status(con: duckdb.DuckDBPyConnection, drift: DriftSettings) -> dict[str, Any]:
     """The watched stream's monitor, and what each signal watches."""
     status = load_monitor(con, drift, monitor_name(drift)).status().as_dict()
-    return {**status, "stream": drift.stream, "watches": watches(drift.stream)}
+    return {**status, "stream": drift.stream, "watches": watches(drift.stream, drift.output)}
 
 
 def stream_warning(settings: Settings, stored: StoreSummary) -> str | None:

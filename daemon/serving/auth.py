@@ -1,5 +1,5 @@
-"""The service's guard: a request to /feedback or /predict without the route's bearer token is refused with 401
-before its body is read. Health, readiness and metrics routes stay open."""
+"""The service's guard: a request to /feedback, /predict or /generate without the route's bearer token is refused
+with 401 before its body is read. Health, readiness and metrics routes stay open."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.serving.tokens import bearer_matches
 
-GUARDED = ("/feedback", "/predict")
+# The setting each guarded route's token comes from: /generate reads as /predict does, with the same token.
+TOKEN_SETTINGS = {
+    "/feedback": "registry.feedback_token",
+    "/predict": "registry.predict_token",
+    "/generate": "registry.predict_token",
+}
 
 
 class Guard:
@@ -31,7 +36,7 @@ class BearerAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = scope["path"].rstrip("/") if scope["type"] == "http" else None
-        if route in GUARDED:
+        if route in TOKEN_SETTINGS:
             response = self.refusal(route, Headers(scope=scope))
             if response is not None:
                 await response(scope, receive, send)
@@ -48,7 +53,7 @@ class BearerAuth:
         if sent is not None and bearer_matches(sent.encode("latin-1"), token):
             return None
         self.on_refused(route)
-        setting = f"registry.{route.lstrip('/')}_token"
+        setting = TOKEN_SETTINGS[route]
         if sent is None:
             problem, challenge = f"{route} needs an `Authorization: Bearer <token>` header ({setting})", "Bearer"
         else:

@@ -1,4 +1,4 @@
-"""The CLI's side of the service's HTTP API (`driftloop serve`): is it ready, and what does it predict."""
+"""The CLI's side of the service's HTTP API (`driftloop serve`): is it ready, what does it predict or answer."""
 
 from __future__ import annotations
 
@@ -26,20 +26,34 @@ def request_predictions(
 ) -> dict[str, Any]:
     """The service's answer to POST /predict: `model_version`, `source` and one prediction per text; `token` is
     sent as the bearer token (`registry.predict_token`); `log` false keeps an evaluation out of the prediction log."""
-    url = f"{service_url.rstrip('/')}/predict"
-    request = urllib.request.Request(url, json.dumps({"texts": list(texts), "log": log}).encode(),
+    return _post(service_url, "/predict", {"texts": list(texts), "log": log}, token)
+
+
+def request_answers(
+    service_url: str, prompts: Sequence[str], token: str | None = None, log: bool = True,
+    max_new_tokens: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The service's answer to POST /generate: `model_version`, `source` and one answer (`text`, `prediction_id`)
+    per prompt, greedy; `token` and `log` as for `request_predictions`."""
+    body = {"prompts": list(prompts), "log": log, "max_new_tokens": max_new_tokens}
+    return _post(service_url, "/generate", body, token)
+
+
+def _post(service_url: str, route: str, body: dict[str, Any], token: str | None) -> dict[str, Any]:
+    url = f"{service_url.rstrip('/')}{route}"
+    request = urllib.request.Request(url, json.dumps(body).encode(),
                                      {"Content-Type": "application/json", **authorization(token)})  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=120) as response:
             answer: dict[str, Any] = json.loads(response.read())
     except urllib.error.HTTPError as exc:
         with exc:
-            body = exc.read()[:200]
+            body_start = exc.read()[:200]
         if exc.code == 401:
             fix = "the token sent is not the service's" if token else "the service needs a token"
             raise DaemonError(f"{url} answered 401: {fix}; set registry.predict_token_file (or "
-                              "registry.predict_token) to the service's /predict token") from None  # fmt: skip
-        raise DaemonError(f"{url} answered {exc.code}: {body!r}") from None
+                              f"registry.predict_token) to the service's {route} token") from None  # fmt: skip
+        raise DaemonError(f"{url} answered {exc.code}: {body_start!r}") from None
     except OSError as exc:
         raise DaemonError(f"cannot reach the service at {url} ({exc}); start it with `driftloop serve`") from None
     return answer

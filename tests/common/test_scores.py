@@ -28,3 +28,10 @@ def test_each_resample_row_is_scored_on_its_own() -> None:
     ]
     assert batched.tolist() == pytest.approx(one_by_one)
     assert batched.tolist() == pytest.approx([(1 / 2 + 2 / 3 + 0) / 3, 1.0, 0.0])
+
+
+def test_text_metrics_score_answers_against_references_on_the_label_scale() -> None:
+    references = ["a metal pot for boiling water", "a spoon with a long handle"]
+    assert metric_value(references, references, "chrf") == pytest.approx(1.0)
+    assert metric_value(references, references, "bleu") == pytest.approx(1.0)
+    assert 0.0 < metric_value(references, ["a pot for boiling", "a long spoon"], "chrf") < 1.0

@@ -63,7 +63,7 @@ def feed(store: FeedbackStore, rows: FeedbackRows) -> list[DriftEvent]:
 
 
 def test_the_fed_signals_are_every_signal_but_the_model_numbers() -> None:
-    assert set(NAMES) - set(FED) == {"confidence", "distance"}
+    assert set(NAMES) - set(FED) == {"confidence", "distance", "edit"}  # edit: answers only (tests/drift)
 
 
 @pytest.mark.parametrize("signal", FED)

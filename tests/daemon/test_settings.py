@@ -115,3 +115,21 @@ def leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str
 def test_every_setting_has_a_description() -> None:
     assert [key for key, description in leaf_fields(Settings) if not description] == []
     assert {key for key, _, _ in flatten(load_settings())} == {key for key, _ in leaf_fields(Settings)}
+
+
+def test_generation_scores_answers_and_takes_answers_as_labels_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "driftloop.toml").write_text('[trainer]\ntask_kind = "generation"\n')
+    settings = load_settings()
+    assert (settings.registry.gate_metric, settings.ingest.max_label_chars) == ("perplexity", 2_000)
+    assert settings.drift.output == "answers"
+    monkeypatch.setenv("DRIFTLOOP_REGISTRY_GATE_METRIC", "bleu")
+    told = load_settings(overrides={"ingest": {"max_label_chars": 500}})
+    assert (told.registry.gate_metric, told.ingest.max_label_chars) == ("bleu", 500)
+    assert load_settings(overrides={"trainer": {"task_kind": "classification"}, "registry": {"gate_metric": "accuracy"}
+                                    }).ingest.max_label_chars == 100  # fmt: skip
+    with pytest.raises(SettingsError, match=r"^bad settings: registry.gate_metric=macro_f1 does not score a "
+                       r"generation model's output; with trainer.task_kind=generation set it to perplexity, chrf or "
+                       r"bleu$"):  # fmt: skip
+        load_settings(overrides={"registry": {"gate_metric": "macro_f1"}})

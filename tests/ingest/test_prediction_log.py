@@ -14,7 +14,7 @@ import pytest
 
 from ingest import history
 from ingest.prediction_log import ServedAccuracy, audit_sample, forget_old_predictions, served_accuracy
-from ingest.predictions import ServedPrediction, prediction_value
+from ingest.predictions import ServedPrediction, logged_answer, prediction_value
 from ingest.records import incoming_table
 from ingest.settings import IngestSettings
 from ingest.store import BatchResult, FeedbackStore
@@ -100,6 +100,20 @@ def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore
     assert store_summary(store.con, FEEDBACK, LOG).kinds == {"audit": 1, "confirmation": 1, "correction": 1, "label": 1}
     trained = [(row.kind, row.prediction) for row in history.training_rows(store.con, history.UNBOUNDED)]
     assert trained == [("correction", "pets"), ("confirmation", "news"), ("audit", "pets"), ("label", "pets")]
+
+
+def test_a_generated_answer_is_kept_without_confidence_and_corrected_by_its_id(store_path: Path) -> None:
+    answer = logged_answer("kettle\n" * 500, max_chars=2_000)  # 3,500 characters, one word a line
+    served = ServedPrediction("a1", "Define the noun: kettle", answer, {}, "v2-p2", NOW_MS)
+    with FeedbackStore(store_path, IngestSettings(max_label_chars=2_000), predictions_topic=LOG) as store:
+        stream = Stream(store)
+        assert stream.write((LOG, prediction_value(served, top_k=5))).predictions == 1
+        kept = store.con.execute("SELECT prediction, confidence, top FROM predictions").fetchall()
+        assert kept == [(answer, None, "{}")]
+        assert (len(answer), "\n" in answer) == (2_000, False)
+        corrected = "a metal pot with a lid and a spout"
+        assert stream.write((FEEDBACK, feedback(prediction_id="a1", label=corrected))).stored == 1
+        assert rows(store) == [("a1:feedback", served.text, corrected, answer, "v2-p2", "correction", None, "a1")]
 
 
 def test_audits_are_held_out_and_what_users_chose_to_send_is_trained_on(store: FeedbackStore, stream: Stream) -> None:

@@ -8,7 +8,14 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from ingest.predictions import FIELDS, ServedPrediction, event_record, new_prediction_id, prediction_value
+from ingest.predictions import (
+    FIELDS,
+    ServedPrediction,
+    event_record,
+    logged_answer,
+    new_prediction_id,
+    prediction_value,
+)
 from ingest.settings import KafkaSettings
 
 SERVED = ServedPrediction(
@@ -46,6 +53,15 @@ def test_the_event_holds_the_prediction_its_confidence_and_the_top_k() -> None:
     assert list(record["top"]) == ["bbc", "cnn", "ap"], "most probable first"
     assert list(event_record(SERVED, top_k=5)["top"])[3:] == ["nyt", "reuters"], "ties by label"
     assert json.loads(prediction_value(SERVED, top_k=3)) == record
+
+
+def test_an_answer_is_logged_printable_within_the_label_limit_and_without_probabilities() -> None:
+    assert logged_answer(" A pot\n\nfor\tboiling\x1b[0m water\x7f.\n", max_chars=100) == "A pot for boiling[0m water."
+    assert logged_answer("kettle " * 10, max_chars=10) == "kettle ket"
+    assert logged_answer("kettle " * 10, max_chars=7) == "kettle", "no trailing space where the cut falls"
+    answer = ServedPrediction(SERVED.prediction_id, "Define the noun: kettle", "a pot", {}, "v2-p2", SERVED.ts_ms)
+    record = event_record(answer, top_k=3)
+    assert (record["prediction"], record["confidence"], record["top"]) == ("a pot", None, {})
 
 
 def test_the_prediction_topic_is_not_the_feedback_topic() -> None:

@@ -109,6 +109,19 @@ def test_a_version_1_store_is_migrated(store: FeedbackStore, store_path: Path) -
         assert rows == [("a", None, None), ("b", None, None), ("c", "label", None)]
 
 
+def test_a_version_3_store_takes_predictions_without_confidence(store: FeedbackStore, store_path: Path) -> None:
+    store.con.execute("ALTER TABLE predictions ALTER COLUMN confidence SET NOT NULL")
+    store.con.execute("UPDATE store_version SET version = 3")
+    store.close()
+    with FeedbackStore(store_path, IngestSettings()) as migrated:
+        nullable = migrated.con.execute(
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'predictions' "
+            "AND column_name = 'confidence'"
+        ).fetchall()
+        assert nullable == [("YES",)]
+        assert migrated.con.execute("SELECT version FROM store_version").fetchall() == [(STORE_VERSION,)]
+
+
 def test_second_process_gets_a_clear_error(store: FeedbackStore, store_path: Path) -> None:
     script = (
         "from pathlib import Path; from ingest.store import FeedbackStore; from ingest.settings import IngestSettings\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from common.scores import metric_value
 from registry.bootstrap import paired_bootstrap
 from registry.errors import RegistryError
-from registry.evaluation import Evaluation
+from registry.evaluation import Evaluation, HoldoutPredictions
 from registry.gate import decide
 from registry.settings import RegistrySettings
 from tests.registry.conftest import evaluation, holdout
@@ -97,3 +99,54 @@ def test_the_bootstrap_is_deterministic_and_brackets_the_gain() -> None:
     assert first.lower_bound < first.gain
     assert first.gain == pytest.approx(metric_value(rows.labels, rows.predicted, "macro_f1") - metric_value(
         other.labels, other.predicted, "macro_f1"))  # fmt: skip
+
+
+REFERENCES = [f"a small domesticated animal kept as pet number {i}" for i in range(40)]
+CLOSE = [f"a small tame animal kept as a pet number {i}" for i in range(40)]
+OFF = [f"a large building in a city number {i}" for i in range(40)]
+
+
+def answers(episodes: dict[int, list[str]]) -> Evaluation:
+    """A generative model's answers to 40 prompts per episode, the references as the labels."""
+    return Evaluation({e: HoldoutPredictions(tuple(REFERENCES), tuple(a)) for e, a in episodes.items()}, 300.0, 900.0)
+
+
+def test_generated_answers_are_gated_on_chrf_of_the_same_prompts_without_a_recall_floor() -> None:
+    rules = RULES.model_copy(update={"gate_metric": "chrf"})
+    result = decide(answers({1: CLOSE, 2: CLOSE}), answers({1: CLOSE, 2: OFF}), rules)
+    assert result.passed, result.failures()
+    assert [check.name for check in result.checks] == ["improves", "forgetting:1", "latency", "memory"]
+    improves = result.checks[0].numbers
+    assert improves["candidate"] == pytest.approx(metric_value(REFERENCES, CLOSE, "chrf"))
+    assert 0 < improves["lower_bound"] <= improves["gain"] < 1  # chrF / 100, the scale of the margin
+    forgets = decide(answers({1: OFF, 2: CLOSE}), answers({1: CLOSE, 2: OFF}), rules)
+    assert forgets.failures()[0].startswith("Forgets: chrf on earlier episode 1 goes from")
+
+
+def losses(episodes: dict[int, float], rows: int = 40) -> Evaluation:
+    """A generative model whose loss per answer token is `episodes[e]` nats on average over 10-token answers, each
+    answer off by its own amount (which differs between models)."""
+
+    def nll(nats: float) -> tuple[float, ...]:
+        jitter = [0.2 * ((i * 3 + round(10 * nats)) % 7 - 3) for i in range(rows)]
+        return tuple(10 * (nats + j - sum(jitter) / rows) for j in jitter)
+
+    return Evaluation({e: HoldoutPredictions(tuple(REFERENCES[:rows]), tuple(CLOSE[:rows]), nll(nats), (10,) * rows)
+                       for e, nats in episodes.items()}, 300.0, 900.0)  # fmt: skip
+
+
+def test_perplexity_gates_on_the_share_it_falls_and_forgets_on_the_share_it_rises() -> None:
+    rules = RULES.model_copy(update={"gate_metric": "perplexity"})
+    result = decide(losses({1: 3.0, 2: 3.0}), losses({1: 3.0, 2: 3.5}), rules)
+    assert result.passed, result.failures()
+    improves = result.checks[0].numbers
+    assert improves["candidate"] == pytest.approx(math.exp(3.0))
+    assert improves["production"] == pytest.approx(math.exp(3.5))
+    assert improves["gain"] == pytest.approx(1 - math.exp(-0.5))
+    assert 0 < improves["lower_bound"] < improves["gain"]
+    assert "the share by which perplexity falls" in result.reasons[0]
+    (reason,) = decide(losses({1: 3.1, 2: 3.0}), losses({1: 3.0, 2: 3.5}), rules).failures()
+    assert reason.startswith(f"Forgets: perplexity on earlier episode 1 goes from {math.exp(3.0):.4f} to ")
+    assert f"(+{math.exp(0.1) - 1:.2%})" in reason
+    with pytest.raises(RegistryError, match="gate_metric=perplexity needs the model's losses"):
+        decide(evaluation({1: 0.9}), evaluation({1: 0.5}), rules)

@@ -15,7 +15,9 @@ PAIRS = [(f"Define the noun: thing{i}", f"a small object number {i} kept in a bo
 
 def test_training_lowers_the_response_perplexity_and_a_later_run_continues_the_adapter(tmp_path: Path) -> None:
     base = tiny_causal_lm(tmp_path / "base", [p + " " + r for p, r in PAIRS])
-    settings = settings_for(base, learning_rate=5e-2, max_epochs=6, patience=3, batch_size=4, lora_r=8)
+    settings = settings_for(
+        base, task_kind="generation", learning_rate=5e-2, max_epochs=6, patience=3, batch_size=4, lora_r=8
+    )
     model, tokenizer = causal_model(base, None, settings)
     examples = [encode(tokenizer, prompt, response, max_length=64) for prompt, response in PAIRS]
     train, validation = examples[:20], examples[20:]

@@ -21,7 +21,7 @@ from trainer.model import load_classifier_model, load_tokenizer, read_labels, se
 from trainer.model_info import read_info
 from trainer.pipeline import run_job
 from trainer.predict import load_classifier, logits
-from trainer.results import PREDICTIONS_FILE, Candidate, load_candidate
+from trainer.results import PREDICTIONS_FILE, Candidate, Scores, load_candidate
 from trainer.served import predict
 from trainer.settings import TrainerSettings
 
@@ -52,7 +52,9 @@ def first_run(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Cand
 
 def test_a_fresh_run_learns_and_writes_a_complete_candidate(first_run: Candidate) -> None:
     report = first_run.report
-    assert report.episodes[0].macro_f1 > 0.6
+    scores = report.episodes[0]
+    assert isinstance(scores, Scores)
+    assert scores.macro_f1 > 0.6
     assert report.parent_episodes is None
     assert report.backward_transfer is None
     assert report.latency_ms_p50 > 0
@@ -114,7 +116,9 @@ def test_continuing_trains_the_adapter_grows_the_head_and_keeps_old_rows(first_r
     assert all(not torch.equal(parent_weights[key], child_weights[key]) for key in lora)
     assert child.report.parent_episodes is not None
     assert set(child.report.forgetting) == {0}
-    assert child.report.episodes[1].per_class["delta"].recall > 0.3
+    newest = child.report.episodes[1]
+    assert isinstance(newest, Scores)
+    assert newest.per_class["delta"].recall > 0.3
 
 
 def test_holdout_predictions_pair_the_candidate_and_the_parent_row_by_row(first_run: Candidate, tmp_path: Path,
