@@ -52,7 +52,8 @@ def test_send_load_ingest_stats_and_rejected(kafka_settings: KafkaSettings, tmp_
     assert "stored 3, rejected 0" in ingested.stdout
     stats = run(kafka_settings, home, "feedback", "stats")
     assert "stored 3" in stats.stdout
-    assert [line.split() for line in stats.stdout.splitlines()[1:4]] == [["neg", "1"], ["pos", "1"], ["x", "1"]]
+    assert stats.stdout.splitlines()[1] == "labels: 3"
+    assert [line.split() for line in stats.stdout.splitlines()[2:5]] == [["neg", "1"], ["pos", "1"], ["x", "1"]]
     assert "kinds: label 3" in stats.stdout
     assert "prediction log: 0 predictions (0 with their text), 0 feedback waiting for its prediction" in stats.stdout
 
