@@ -177,7 +177,7 @@ class People:
         served = []
         for start in range(0, len(tweets), self.task.serve_batch):
             batch = tweets[start : start + self.task.serve_batch]
-            _, said = self.task.ask(self.service_url, [t["text"] for t in batch], self.token)
+            _, said = self.task.ask(self.service_url, [t["text"] for t in batch], self.token, True)
             served += [Served(prediction_id, answer, t["label"])
                        for t, (prediction_id, answer) in zip(batch, said, strict=True)]  # fmt: skip
         self.truth.update({prediction.prediction_id: prediction.truth for prediction in served})
@@ -261,7 +261,7 @@ def _progress_line(current: dict[str, Any]) -> str:
 
 def _serving(url: str, sample: Path, version: str, token: str | None, ask: Ask) -> bool:
     text = json.loads(sample.read_text().splitlines()[0])["text"]
-    source, _ = ask(url, [text], token)
+    source, _ = ask(url, [text], token, False)  # a probe, not served traffic: a reviewer would not see it
     return source.endswith(f":{version}")
 
 

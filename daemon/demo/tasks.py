@@ -11,8 +11,9 @@ from daemon.demo.data import DemoFiles, DemoSizes, write_demo_files
 from daemon.demo.gloss_data import write_gloss_files
 from daemon.serving import client as service_client
 
-# (url, texts, token) -> the source of the model that answered, and (prediction id, what it said) per text
-Ask = Callable[[str, list[str], str | None], tuple[str, list[tuple[str, str]]]]
+# (url, texts, token, log) -> the source of the model that answered, and (prediction id, what it said) per text;
+# `log` false keeps a request out of the prediction log (and so out of the audit sample)
+Ask = Callable[[str, list[str], str | None, bool], tuple[str, list[tuple[str, str]]]]
 
 # The classifier's settings (written to <home>/driftloop.toml): a smaller drift warm-up than the default, sized
 # for a few thousand tweets; one forward pass per optimizer step (more updates per epoch)
@@ -89,13 +90,13 @@ metrics_port = 0
 """
 
 
-def predictions(url: str, texts: list[str], token: str | None) -> tuple[str, list[tuple[str, str]]]:
-    answer = service_client.request_predictions(url, texts, token)
+def predictions(url: str, texts: list[str], token: str | None, log: bool) -> tuple[str, list[tuple[str, str]]]:
+    answer = service_client.request_predictions(url, texts, token, log)
     return answer["source"], [(p["prediction_id"], p["label"]) for p in answer["predictions"]]
 
 
-def answers(url: str, texts: list[str], token: str | None) -> tuple[str, list[tuple[str, str]]]:
-    answer = service_client.request_answers(url, texts, token)
+def answers(url: str, texts: list[str], token: str | None, log: bool) -> tuple[str, list[tuple[str, str]]]:
+    answer = service_client.request_answers(url, texts, token, log)
     return answer["source"], [(a["prediction_id"], a["text"]) for a in answer["answers"]]
 
 
