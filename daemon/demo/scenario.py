@@ -42,7 +42,7 @@ def run_demo(
     swap, chart.
 
     `predict_token` is sent when the demo asks the service itself (its commands read their own settings)."""
-    sizes, files = _prepare(home, task, quick, full_labels)
+    sizes, files, quick_env = _prepare(home, task, quick, full_labels)
     external = os.environ.get("DRIFTLOOP_KAFKA_BOOTSTRAP")
     broker = None if external else LocalBroker(log_file=home / "broker.log").start()
     port = free_port()
@@ -54,9 +54,8 @@ def run_demo(
         "DRIFTLOOP_KAFKA_TOPIC": f"driftloop-demo-{started}",
         "DRIFTLOOP_KAFKA_PREDICTIONS_TOPIC": f"driftloop-demo-{started}-predictions",
         "DRIFTLOOP_REGISTRY_PORT": str(port),
+        **quick_env,
     }
-    if quick:  # too little data to learn much: the gate's margin is off
-        env |= task.quick_env
     service_url = f"http://127.0.0.1:{port}"
     background: list[subprocess.Popen[bytes]] = []
     click.secho(f"demo home {home} (settings: {home / 'driftloop.toml'}), kafka {env['DRIFTLOOP_KAFKA_BOOTSTRAP']}",
@@ -99,7 +98,7 @@ def run_demo(
         if people is not None:
             click.echo(f"\nserved {people.served} {task.items}; users sent {people.corrections} corrections and "
                        f"{people.confirmations} confirmations, the reviewer {people.audits} audit labels")  # fmt: skip
-        if task.items == "prompts":
+        if task.shows_answers:
             _examples(home, version)
         _summary(task, before, after, home / "chart.png")
     finally:
@@ -111,15 +110,16 @@ def run_demo(
             broker.stop()
 
 
-def _prepare(home: Path, task: DemoTask, quick: bool, full_labels: bool) -> tuple[DemoSizes, DemoFiles]:
-    """`home` emptied, with the task's settings and data files in it."""
-    if full_labels and task.full_label_sizes is None:
+def _prepare(home: Path, task: DemoTask, quick: bool, full_labels: bool) -> tuple[DemoSizes, DemoFiles, dict[str, str]]:
+    """`home` emptied, with the task's settings and data files in it; the sizes and the settings of a --quick run."""
+    sizing = task.full_labels if full_labels else task.as_users
+    if sizing is None:
         raise DaemonError("--full-labels is a classification demo; leave it out with --task generation")
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "driftloop.toml").write_text(task.toml)
-    sizes = task.quick_sizes if quick else (task.full_label_sizes if full_labels else None) or task.sizes
-    return sizes, task.write_files(home, sizes)
+    sizes = sizing.quick_sizes if quick else sizing.sizes
+    return sizes, task.write_files(home, sizes), sizing.quick_env if quick else {}
 
 
 def _measure(env: dict[str, str], home: Path, files: DemoFiles, service_url: str, version: str) -> dict[str, float]:

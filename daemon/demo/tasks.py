@@ -101,15 +101,22 @@ def answers(url: str, texts: list[str], token: str | None, log: bool) -> tuple[s
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """How much a demo serves under one way of sending feedback, in a full run and in a --quick one."""
+
+    sizes: DemoSizes
+    quick_sizes: DemoSizes
+    quick_env: dict[str, str]  # settings of a --quick run: too little data to learn much, the gate's margin is off
+
+
+@dataclass(frozen=True)
 class DemoTask:
     """One deployment of the demo: its settings, its data, how it is asked, and how its score is named."""
 
     toml: str
     write_files: Callable[[Path, DemoSizes], DemoFiles]
-    sizes: DemoSizes  # as users send feedback
-    quick_sizes: DemoSizes
-    full_label_sizes: DemoSizes | None  # None: --full-labels is not offered
-    quick_env: dict[str, str]  # settings of a --quick run
+    as_users: Sizing  # the feedback users send
+    full_labels: Sizing | None  # every served text with its label (--full-labels); None: not offered
     ask: Ask
     serve_batch: int  # texts a request
     users_chunk: int  # texts served between two rounds of feedback and review
@@ -117,6 +124,7 @@ class DemoTask:
     score: str  # what `driftloop feedback annotate` prints, e.g. "accuracy"
     points: float  # the score times this is in points
     periods: tuple[str, str]  # the new period's name, then the old one's
+    shows_answers: bool  # the summary prints a few held-out prompts with both versions' answers
 
 
 # Served traffic is many times the feedback it brings in: as users, the demo serves more late-2014 tweets. The
@@ -125,10 +133,16 @@ class DemoTask:
 CLASSIFICATION = DemoTask(
     toml=CLASSIFIER_TOML,
     write_files=write_demo_files,
-    sizes=DemoSizes(bootstrap=3_000, reference=800, shifted=6_000, after=600, evaluation=500),
-    quick_sizes=DemoSizes(300, 600, 2_000, 100, 100),
-    full_label_sizes=DemoSizes(),
-    quick_env={"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "400", "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"},
+    as_users=Sizing(
+        DemoSizes(bootstrap=3_000, reference=800, shifted=6_000, after=600, evaluation=500),
+        DemoSizes(300, 600, 2_000, 100, 100),
+        {"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "400", "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"},
+    ),
+    full_labels=Sizing(
+        DemoSizes(),
+        DemoSizes(300, 600, 700, 100, 100),
+        {"DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "600", "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0"},
+    ),
     ask=predictions,
     serve_batch=64,
     users_chunk=1_000,
@@ -136,18 +150,21 @@ CLASSIFICATION = DemoTask(
     score="accuracy",
     points=100.0,
     periods=("late 2014 (new period)", "early 2013 (old period)"),
+    shows_answers=False,
 )
 GENERATION = DemoTask(
     toml=GENERATION_TOML,
     write_files=write_gloss_files,
-    sizes=DemoSizes(bootstrap=240, reference=150, shifted=300, after=60, evaluation=60),
-    quick_sizes=DemoSizes(bootstrap=60, reference=100, shifted=200, after=10, evaluation=20),
-    full_label_sizes=None,
-    quick_env={
-        "DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "50",
-        "DRIFTLOOP_REGISTRY_GATE_MIN_HOLDOUT_ROWS": "10",
-        "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0",
-    },  # fmt: skip
+    as_users=Sizing(
+        DemoSizes(bootstrap=240, reference=150, shifted=300, after=60, evaluation=60),
+        DemoSizes(bootstrap=60, reference=100, shifted=200, after=10, evaluation=20),
+        {
+            "DRIFTLOOP_DAEMON_MIN_NEW_ROWS": "50",
+            "DRIFTLOOP_REGISTRY_GATE_MIN_HOLDOUT_ROWS": "10",
+            "DRIFTLOOP_REGISTRY_GATE_MARGIN": "0",
+        },
+    ),
+    full_labels=None,
     ask=answers,
     serve_batch=16,
     users_chunk=75,
@@ -155,5 +172,6 @@ GENERATION = DemoTask(
     score="chrF",
     points=1.0,
     periods=("verbs of motion (new)", "animals (old)"),
+    shows_answers=True,
 )
 TASKS = {"classification": CLASSIFICATION, "generation": GENERATION}
