@@ -3,7 +3,8 @@ episode's held-out prompts scored against the reference answers, beside the pare
 
 The candidate directory holds `adapter/` (what the next run continues) and `model/` (the adapter merged into the
 base, with its tokenizer: what the service loads). The holdout predictions pair each prompt's reference answer
-with the candidate's and the parent's answers, so the gate bootstraps chrF or BLEU on the same prompts.
+with the candidate's and the parent's answers and losses on it, so the gate bootstraps the perplexity gain (or
+chrF's or BLEU's) on the same prompts.
 """
 
 from __future__ import annotations

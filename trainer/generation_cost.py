@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainer.causal_served import Generator, load_generator
 from trainer.errors import TrainerError
-from trainer.serving_cost import ServingCost, measured_in_child, p50_p99, peak_memory_mb
+from trainer.serving_cost import ServingCost, measured_in_child, peak_memory_mb, request_latency
 
 
 @dataclass(frozen=True)
@@ -44,12 +43,9 @@ def forced_latency(generator: Generator, prompts: Sequence[str], new_tokens: int
     """p50 and p99 in milliseconds of answering one prompt with exactly `new_tokens` tokens, after one untimed
     answer (the first pays for allocations every later one reuses)."""
     generator.generate(prompts[:1], new_tokens, min_new_tokens=new_tokens)
-    timings = []
-    for i in range(samples):
-        started = time.perf_counter()
-        generator.generate([prompts[i % len(prompts)]], new_tokens, min_new_tokens=new_tokens)
-        timings.append((time.perf_counter() - started) * 1000)
-    return p50_p99(timings)
+    return request_latency(
+        lambda i: generator.generate([prompts[i % len(prompts)]], new_tokens, min_new_tokens=new_tokens), samples
+    )
 
 
 def _measure(request: _Request) -> ServingCost:

@@ -13,7 +13,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,16 +83,18 @@ def measured_in_child(module: str, request: dict[str, Any], model_dir: Path) -> 
 
 def single_text_latency(model: Served, texts: Sequence[str], samples: int) -> tuple[float, float]:
     """p50 and p99 in milliseconds of predicting one text at a time."""
+    return request_latency(lambda i: model.probabilities([texts[i % len(texts)]] if texts else ["."]),
+                           min(samples, max(1, len(texts))))  # fmt: skip
+
+
+def request_latency(request: Callable[[int], object], samples: int) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of `request(i)` for i in range(samples), one at a time."""
     timings = []
-    for i in range(min(samples, max(1, len(texts)))):
+    for i in range(samples):
         started = time.perf_counter()
-        model.probabilities([texts[i % len(texts)]] if texts else ["."])
+        request(i)
         timings.append((time.perf_counter() - started) * 1000)
-    return p50_p99(timings)
-
-
-def p50_p99(timings_ms: Sequence[float]) -> tuple[float, float]:
-    return float(np.percentile(timings_ms, 50)), float(np.percentile(timings_ms, 99))
+    return float(np.percentile(timings, 50)), float(np.percentile(timings, 99))
 
 
 def peak_memory_mb() -> float:
