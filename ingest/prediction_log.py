@@ -68,9 +68,11 @@ END AS reason), fresh.prediction_id AS id, false AS waiting
 FROM fresh LEFT JOIN predictions AS stored ON fresh.reason IS NULL AND stored.prediction_id = fresh.prediction_id
 """
 
+# Row ids follow the time each prediction was served: a batch that catches up on a backlog holds each partition's
+# events one after another, and the served drift monitor reads its windows in row order.
 INSERT_PREDICTIONS_SQL = """
 INSERT INTO predictions BY NAME
-SELECT (SELECT coalesce(max(row_id), 0) FROM predictions) + row_number() OVER (ORDER BY arrival) AS row_id,
+SELECT (SELECT coalesce(max(row_id), 0) FROM predictions) + row_number() OVER (ORDER BY ts, arrival) AS row_id,
     prediction_id, text, length(text) AS text_chars, md5(text) AS text_hash, prediction, confidence, top,
     model_version, ts, topic, partition, "offset", now() AS ingested_at
 FROM checked WHERE reason IS NULL

@@ -82,6 +82,20 @@ def test_events_are_kept_once_and_bad_ones_rejected_with_the_reason(store: Feedb
     assert store.stored_offsets(LOG) == {0: 4}
 
 
+def test_a_backlog_from_several_partitions_is_numbered_in_the_order_it_was_served(store: FeedbackStore) -> None:
+    served = [(f"p{i}", NOW_MS + i) for i in range(6)]
+    by_partition = {0: served[0::2], 1: served[1::2]}  # one batch returns partition 0's events, then partition 1's
+    raws, partitions, offsets = [], [], []
+    for partition, events in by_partition.items():
+        for offset, (prediction_id, ts_ms) in enumerate(events):
+            raws.append(event(prediction_id, ts_ms=ts_ms))
+            partitions.append(partition)
+            offsets.append(offset)
+    store.write_batch(incoming_table(raws, LOG, partitions, offsets, [NOW_MS] * 6), {(LOG, 0): 3, (LOG, 1): 3})
+    numbered = store.con.execute("SELECT prediction_id FROM predictions ORDER BY row_id").fetchall()
+    assert [prediction_id for (prediction_id,) in numbered] == [prediction_id for prediction_id, _ in served]
+
+
 def test_feedback_by_prediction_id_takes_what_the_log_holds(store: FeedbackStore, stream: Stream) -> None:
     stream.write((LOG, event("p1")), (LOG, event("p2", "stocks fall", "news")), (LOG, event("p3")))
     result = stream.write(
