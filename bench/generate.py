@@ -53,15 +53,17 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
 
-from common.text_scores import corpus_score  # noqa: E402
+from common.text_scores import corpus_score, pooled_perplexity  # noqa: E402
+from daemon.settings import Settings  # noqa: E402
 from ingest.glosses import Gloss, wordnet_glosses  # noqa: E402
-from registry.settings import RegistrySettings  # noqa: E402
 from registry.text_bootstrap import paired_text_bootstrap  # noqa: E402
 from trainer.causal_base import packaged_smollm2  # noqa: E402
 from trainer.causal_eval import generate  # noqa: E402
-from trainer.causal_examples import Example, encode, perplexity  # noqa: E402
+from trainer.causal_examples import IGNORED, Example, encode, perplexity  # noqa: E402
+from trainer.causal_export import export_decoder  # noqa: E402
 from trainer.causal_fit import causal_model, fit_causal  # noqa: E402
-from trainer.causal_served import load_generator  # noqa: E402
+from trainer.causal_onnx import load_onnx_generator  # noqa: E402
+from trainer.causal_served import TorchGenerator, load_generator  # noqa: E402
 from trainer.generation_cost import measure_generation_cost  # noqa: E402
 from trainer.settings import TrainerSettings  # noqa: E402
 
@@ -233,16 +235,18 @@ def plain_trainer_samples_per_s(settings: TrainerSettings, glosses: Sequence[Glo
 def served(
     settings: TrainerSettings, adapter: Path, glosses: Sequence[Gloss], sizes: Sizes, work: Path
 ) -> dict[str, Any]:
-    """p50/p99 of one answer of exactly `new_tokens` tokens and peak memory, in a fresh process serving the merged
-    model as the service would (`trainer.generation_cost`), and INT8's quality beside fp32's on `glosses`."""
+    """p50/p99 of one answer of exactly `new_tokens` tokens and peak memory, in a fresh process serving the model as
+    a generation deployment's defaults do (`trainer.generation_cost`), and the quantized export's quality beside
+    fp32's on `glosses`."""
     model, tokenizer = causal_model(settings.base_model_path(), adapter, settings)
     merged = work / "merged"
     model.merge_and_unload().save_pretrained(merged)
     tokenizer.save_pretrained(merged)
-    serving = RegistrySettings()
-    cost = measure_generation_cost(merged, serving.int8, serving.torch_threads, [g.prompt for g in glosses],
+    export = export_decoder(merged, work / "int8")
+    serving = Settings.model_validate({"trainer": {"task_kind": "generation"}}).registry
+    cost = measure_generation_cost(merged, export, serving.int8, serving.torch_threads, [g.prompt for g in glosses],
                                    sizes.new_tokens, sizes.latency_repeats)  # fmt: skip
-    quality = int8_quality(merged, glosses, sizes.new_tokens, serving.torch_threads)
+    quality = int8_quality(merged, export, glosses, sizes.new_tokens, serving.torch_threads)
     return {
         "p50_ms_32_tokens": round(cost.latency_ms_p50, 1),
         "p99_ms_32_tokens": round(cost.latency_ms_p99, 1),
@@ -254,19 +258,34 @@ def served(
     }
 
 
-def int8_quality(model_dir: Path, glosses: Sequence[Gloss], new_tokens: int, threads: int) -> dict[str, float]:
-    """fp32's and INT8's perplexity of the reference glosses and chrF of greedy answers, and how much INT8 loses."""
-    references = [g.definition for g in glosses]
-    figures = {}
-    for form, int8 in (("fp32", False), ("int8", True)):
-        generator = load_generator(model_dir, int8, threads)
-        examples = examples_of(generator.tokenizer, glosses)
-        figures[f"{form}_perplexity"] = perplexity(generator.model, examples, int(generator.tokenizer.pad_token_id))
-        answers = generator.generate([g.prompt for g in glosses], new_tokens)
-        figures[f"{form}_chrf"] = corpus_score("chrf", answers, references)
+def int8_quality(
+    model_dir: Path, export_dir: Path, glosses: Sequence[Gloss], new_tokens: int, threads: int
+) -> dict[str, float]:
+    """The merged model's (fp32, transformers) and its quantized export's (ONNX Runtime) perplexity of the reference
+    glosses and chrF of greedy answers, and how much the export loses."""
+    references, prompts = [g.definition for g in glosses], [g.prompt for g in glosses]
+    fp32 = load_generator(model_dir, None, int8=False, threads=threads)
+    assert isinstance(fp32, TorchGenerator)
+    export = load_onnx_generator(export_dir, threads)
+    examples = examples_of(fp32.tokenizer, glosses)
+    figures = {
+        "fp32_perplexity": perplexity(fp32.model, examples, int(fp32.tokenizer.pad_token_id)),
+        "int8_perplexity": pooled_perplexity(
+            [export.reference_loss(*split_example(example)) for example in examples],
+            [sum(label != IGNORED for label in example.labels) for example in examples],
+        ),
+    }
+    for form, generator in (("fp32", fp32), ("int8", export)):
+        figures[f"{form}_chrf"] = corpus_score("chrf", generator.generate(prompts, new_tokens), references)
     figures["int8_perplexity_ratio"] = figures["int8_perplexity"] / figures["fp32_perplexity"]
     figures["int8_chrf_loss_pts"] = figures["fp32_chrf"] - figures["int8_chrf"]
     return {name: round(value, 3) for name, value in figures.items()}
+
+
+def split_example(example: Example) -> tuple[list[int], list[int]]:
+    """An example's prompt tokens and its answer's (the tokens its loss is on)."""
+    start = next(i for i, label in enumerate(example.labels) if label != IGNORED)
+    return list(example.input_ids[:start]), list(example.input_ids[start:])
 
 
 def brief_scores(score: dict[str, Any]) -> dict[str, float]:

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from trainer.causal_examples import chat_prompt
-from trainer.decoding import BATCH_SIZE, REPETITION_PENALTY
+from trainer.decoding import BATCH_SIZE, REPETITION_PENALTY, chat_prompt
 
 
 @torch.no_grad()

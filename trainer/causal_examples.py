@@ -10,6 +10,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from common.text_scores import pooled_perplexity
+from trainer.decoding import chat_prompt
 
 IGNORED = -100  # the target id cross-entropy skips
 
@@ -18,13 +19,6 @@ IGNORED = -100  # the target id cross-entropy skips
 class Example:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]  # IGNORED on the prompt, the token itself on the response
-
-
-def chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
-    """`prompt` as the user's turn in the model's chat template, ending where the assistant's answer begins."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True)  # fmt: skip
-    return str(text)
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_length: int) -> Example:

@@ -1,15 +1,16 @@
 """One generation run: a causal LM's LoRA adapter continued on prompts and answers, then its answers to every
 episode's held-out prompts scored against the reference answers, beside the parent's answers before training.
 
-The candidate directory holds `adapter/` (what the next run continues) and `model/` (the adapter merged into the
-base, with its tokenizer: what the service loads). The holdout predictions pair each prompt's reference answer
-with the candidate's and the parent's answers and losses on it, so the gate bootstraps the perplexity gain (or
-chrF's or BLEU's) on the same prompts.
+The candidate directory holds `adapter/` (what the next run continues), `model/` (the adapter merged into the
+base, with its tokenizer) and, with `trainer.export_int8`, `int8/` (its quantized export, what the service runs with
+`registry.int8`). The holdout predictions pair each prompt's reference answer with the candidate's and the parent's
+answers and losses on it, so the gate bootstraps the perplexity gain (or chrF's or BLEU's) on the same prompts.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from common.text_scores import corpus_score, pooled_perplexity
 from trainer.causal_eval import generate
 from trainer.causal_examples import encode, response_losses
+from trainer.causal_export import export_decoder
 from trainer.causal_fit import causal_model, fit_causal
 from trainer.data import Row
 from trainer.evaluate import Scored, paired_predictions
@@ -50,6 +52,14 @@ def causal_candidate(job: Job, report: Report, should_stop: ShouldStop, partial:
     merged = model.cpu().merge_and_unload()
     merged.save_pretrained(str(partial / "model"))
     tokenizer.save_pretrained(str(partial / "model"))
+    if settings.export_int8:
+        report({"event": "phase", "phase": "export"})
+        try:
+            export_decoder(partial / "model", partial / "int8")
+        except Exception as exc:  # an architecture the exporter cannot trace: the model is still served, in fp32
+            log.warning("the quantized export of %s failed, so the service will answer in fp32: %s",
+                        partial / "model", f"{type(exc).__name__}: {exc}".splitlines()[0])  # fmt: skip
+            shutil.rmtree(partial / "int8", ignore_errors=True)
     return Candidate(
         path=job.out_dir,
         model_dir=job.out_dir / "model",

@@ -1,7 +1,8 @@
 """What a generative model costs as the service runs it: the latency of one prompt a request answered with exactly
-`new_tokens` tokens, and peak memory, measured in a fresh process that loads the model as the service does (INT8 or
-not, its thread count), as `trainer.serving_cost` measures a classifier and for the same reason: the training
-process's memory still holds the training state. Importing this module does not import torch; the child does.
+`new_tokens` tokens, and peak memory, measured in a fresh process that loads the model as the service does (its
+quantized export or not, its thread count), as `trainer.serving_cost` measures a classifier and for the same reason:
+the training process's memory still holds the training state. Importing this module does not import torch; the
+child does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from trainer.serving_cost import ServingCost, measured_in_child, peak_memory_mb,
 @dataclass(frozen=True)
 class _Request:
     model_dir: str
+    int8_dir: str | None
     int8: bool
     threads: int
     prompts: list[str]
@@ -28,14 +30,22 @@ class _Request:
 
 
 def measure_generation_cost(
-    model_dir: Path, int8: bool, threads: int, prompts: Sequence[str], new_tokens: int = 32, samples: int = 20
+    model_dir: Path,
+    int8_dir: Path | None,
+    int8: bool,
+    threads: int,
+    prompts: Sequence[str],
+    new_tokens: int = 32,
+    samples: int = 20,
 ) -> ServingCost:
-    """Load the merged causal LM in `model_dir` in a child process as the service would, then time `samples`
-    requests of one prompt each (`prompts` in turn), every answer forced to `new_tokens` tokens; `texts` of the
-    result counts the timed requests."""
+    """Load the causal LM in a child process as the service would (`trainer.causal_served.load_generator`), then
+    time `samples` requests of one prompt each (`prompts` in turn), every answer forced to `new_tokens` tokens;
+    `texts` of the result counts the timed requests."""
     if not prompts:
         raise TrainerError(f"no prompts to time {model_dir} with; pass at least one (the holdout's prompts)")
-    request = _Request(str(model_dir), int8, threads, list(prompts), new_tokens, samples)
+    request = _Request(
+        str(model_dir), None if int8_dir is None else str(int8_dir), int8, threads, list(prompts), new_tokens, samples
+    )
     return measured_in_child("trainer.generation_cost", asdict(request), model_dir)
 
 
@@ -49,7 +59,8 @@ def forced_latency(generator: Generator, prompts: Sequence[str], new_tokens: int
 
 
 def _measure(request: _Request) -> ServingCost:
-    generator = load_generator(Path(request.model_dir), request.int8, request.threads)
+    int8_dir = None if request.int8_dir is None else Path(request.int8_dir)
+    generator = load_generator(Path(request.model_dir), int8_dir, request.int8, request.threads)
     p50, p99 = forced_latency(generator, request.prompts, request.new_tokens, request.samples)
     return ServingCost(p50, p99, peak_memory_mb(), request.samples)
 

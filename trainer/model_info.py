@@ -11,6 +11,7 @@ from trainer.errors import ModelLoadError
 
 LABELS_FILE = "driftloop.json"
 INT8_WEIGHTS = "model.int8.onnx"  # in an INT8 export, beside the tokenizer and LABELS_FILE
+DECODER_ONNX = "decoder.onnx"  # in a causal LM's quantized export (trainer.causal_export), beside its tokenizer
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,12 @@ grad_accumulation = 1
 # The generative model's settings: SmolLM2-135M-Instruct with a rank-8 adapter, two epochs at the learning rate
 # bench/generate.py measured, answers of up to 32 tokens in the gate's evaluation and the service, the smallest
 # drift warm-up (a few hundred prompts are served), and an audit sample of 15% so that a few hundred served answers
-# give the gate the 30 reviewed answers of the new words it needs (audit labels are what it judges on). Served in
-# dynamic INT8 on one thread, 32 tokens take p99 1,032 ms against fp32's 1,975 (bench/generate_serving.py,
-# 2026-11-30): the guide's 500 ms is out of eager torch's reach here, so the demo's latency budget is 2 s, and says
-# so. One thread, not two: with the demo's other processes on the second core, two threads stall each other (a
-# candidate measured 2.4 s at p99 on two threads while `driftloop status` ran beside it).
+# give the gate the 30 reviewed answers of the new words it needs (audit labels are what it judges on). Served as
+# generation serves by default, the quantized export in ONNX Runtime, one thread answers 32 tokens at p99 0.45-0.5 s on
+# a quiet machine (bench/generate_serving.py); the demo's broker, daemon and service share the two cores with the
+# gate's measurement, so its budget is 750 ms, not the guide's 500. One thread, not two: with the demo's other
+# processes on the second core, two threads stall each other (a candidate measured 2.4 s at p99 on two torch threads
+# while `driftloop status` ran beside it).
 GENERATION_TOML = """\
 [trainer]
 task_kind = "generation"
@@ -67,10 +68,9 @@ latency_samples = 20
 
 [registry]
 task = "wordnet"
-int8 = true
 torch_threads = 1
 generate_max_new_tokens = 32
-gate_latency_p99_ms = 2000
+gate_latency_p99_ms = 750
 
 [audit]
 sample_rate = 0.15

@@ -110,8 +110,8 @@ def serving_cost(candidate: Candidate, registry: RegistrySettings, latency_sampl
     job = read_job(run_dir_for(candidate.path))
     texts = [row.text for row in job.data.holdout][:COST_TEXTS]
     if job.settings.task_kind == "generation":
-        return measure_generation_cost(candidate.model_dir, registry.int8, registry.torch_threads, texts,
-                                       COST_NEW_TOKENS, latency_samples)  # fmt: skip
+        return measure_generation_cost(candidate.model_dir, _existing(candidate.path / "int8"), registry.int8,
+                                       registry.torch_threads, texts, COST_NEW_TOKENS, latency_samples)  # fmt: skip
     served_as = ServedAs(
         int8=registry.int8,
         batch_size=registry.predict_batch_size,

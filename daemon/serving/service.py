@@ -47,10 +47,10 @@ GUARD = Guard()
 
 
 def load_stored(stored: StoredModel, settings: RegistrySettings) -> Served | Generator:
-    """A production store entry as served: a causal LM as a generator, a classifier from `int8/` when INT8 is on and
-    it has one, else from `model/`."""
+    """A production store entry as served, from `int8/` when INT8 is on and it has one, else from `model/`: a causal
+    LM as a generator, a classifier as a predictor."""
     if is_causal_lm(stored.path / "model"):
-        return load_generator(stored.path / "model", settings.int8, settings.torch_threads)
+        return load_generator(stored.path / "model", stored.path / "int8", settings.int8, settings.torch_threads)
     return load_served(stored.path / "model", stored.path / "int8", settings.int8, settings.predict_batch_size,
                        settings.torch_threads)  # fmt: skip
 

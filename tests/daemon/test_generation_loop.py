@@ -128,6 +128,9 @@ def test_a_generative_model_learns_the_new_prompts_from_corrected_answers(
             v1 = corpus_score("chrf", [a["text"] for a in before["answers"]], references)
             v2 = corpus_score("chrf", [a["text"] for a in after["answers"]], references)
             assert v2 > v1 + 20, f"chrF of v2 {v2:.1f} against v1 {v1:.1f} on prompts neither saw"
+            production = tmp_path / "home" / "bentoml" / "models" / "driftloop-answers-production"
+            exports = sorted(path.parent.parent.name for path in production.glob("*/int8/decoder.onnx"))
+            assert exports == ["v1-p1", "v2-p2"], "generation serves the quantized export by default"
             assert running.stop() == 0
     finally:
         service.terminate()

@@ -8,7 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.trainer.causal_helpers import tiny_causal_lm
-from trainer.causal_examples import IGNORED, chat_prompt, collate, encode, perplexity
+from trainer.causal_examples import IGNORED, collate, encode, perplexity
+from trainer.decoding import chat_prompt
 
 PAIRS = [
     ("Define the noun: kettle", "a metal pot for stewing or boiling"),

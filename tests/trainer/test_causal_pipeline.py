@@ -13,6 +13,7 @@ from tests.trainer.causal_helpers import tiny_causal_lm
 from tests.trainer.conftest import settings_for
 from trainer.data import Row, Split, select_rows
 from trainer.job import Job
+from trainer.model_info import DECODER_ONNX
 from trainer.pipeline import run_job
 from trainer.results import TextScores, load_candidate
 
@@ -30,7 +31,7 @@ def test_a_generation_run_answers_every_episode_and_the_next_run_continues_it(tm
     base = tiny_causal_lm(tmp_path / "base", [f"{p} {a}" for p, a in ANIMALS + FOODS])
     settings = settings_for(base, task_kind="generation", learning_rate=5e-2, max_epochs=3, batch_size=4,
                             max_length=48, eval_max_new_tokens=12, eval_batch_size=8, replay_size=10,
-                            dedup_threshold=1.0)  # the pairs differ by a number only  # fmt: skip
+                            dedup_threshold=1.0, export_int8=True)  # the pairs differ by a number only  # fmt: skip
     first_rows = rows_of(ANIMALS, 0)
     first = run_job(Job(settings, select_rows(first_rows, [], settings), base, None, tmp_path / "v1"),
                     lambda event: None, lambda: False)  # fmt: skip
@@ -38,6 +39,7 @@ def test_a_generation_run_answers_every_episode_and_the_next_run_continues_it(tm
     assert (first.model_dir / "tokenizer.json").is_file()
     assert first.adapter_dir is not None
     assert (first.adapter_dir / "adapter_config.json").is_file()
+    assert (first.path / "int8" / DECODER_ONNX).is_file()  # what the service answers with under registry.int8
     only = first.predictions[0]
     assert only.parent is None
     assert len(only.candidate) == len(only.labels) == 6
