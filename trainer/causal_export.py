@@ -18,6 +18,7 @@ took 90 s of CPU, TorchScript 9 s, for graphs whose answers were identical to tr
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -30,6 +31,8 @@ from transformers import AutoModelForCausalLM, DynamicCache, PreTrainedModel
 
 from trainer.model_info import DECODER_ONNX
 
+# The quantizer logs two lines per weight at INFO (and configures the root logger when it is imported first).
+logging.getLogger(MatMulNBitsQuantizer.__module__).setLevel(logging.WARNING)
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # activations quantized to int8 per block inside each MatMulNBits
 
