@@ -4,8 +4,9 @@ decoding (top-k 50), the repetition penalty over the prompt and the answer so fa
 `min_new_tokens`. Importing this module does not import torch.
 
 Measured on SmolLM2-135M-Instruct, one prompt answered with 32 new tokens on one thread (bench/generate_serving.py):
-p99 0.45-0.47 s, against 0.99 s for torch's dynamic INT8 and 1.98 s for fp32; the unquantized export answered 60
-gloss prompts word for word as transformers did.
+p99 0.46-0.5 s for the base model, against 0.99 s for torch's dynamic INT8 and 1.98 s for fp32 (0.61 s at p99 on two
+threads for a fine-tune in bench/generate.py); the unquantized export answered 60 gloss prompts word for word as
+transformers did.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import onnxruntime
 
 from trainer.decoding import BATCH_SIZE, REPETITION_PENALTY, chat_prompt
 from trainer.errors import ModelLoadError
+from trainer.int8 import cpu_session
 from trainer.model_info import DECODER_ONNX
 
 if TYPE_CHECKING:
@@ -134,13 +136,7 @@ def load_onnx_generator(export_dir: Path, threads: int) -> OnnxGenerator:
 
     if not (export_dir / DECODER_ONNX).is_file():
         raise ModelLoadError(f"{export_dir} is not a causal LM's quantized export (no {DECODER_ONNX})")
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Idle threads sleep instead of spinning: the service's HTTP and Kafka threads share these cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(export_dir / DECODER_ONNX), options,
-                                           providers=["CPUExecutionProvider"])  # fmt: skip
+    session = cpu_session(export_dir / DECODER_ONNX, threads)
     past_names = tuple(output.name.replace("present.", "past.", 1) for output in session.get_outputs()[1:])
     _, heads, _, size = next(i for i in session.get_inputs() if i.name == past_names[0]).shape
     return OnnxGenerator(session, AutoTokenizer.from_pretrained(export_dir), (int(heads), int(size)), past_names)

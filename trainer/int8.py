@@ -65,10 +65,15 @@ def load_int8(model_dir: Path, batch_size: int, threads: int) -> Int8Classifier:
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(info.max_length, stride=info.stride)
+    return Int8Classifier(cpu_session(model_dir / INT8_WEIGHTS, threads), tokenizer, info.labels, batch_size,
+                          info.temperature)  # fmt: skip
+
+
+def cpu_session(model_path: Path, threads: int) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session on `threads` CPU threads, as the service runs every ONNX model."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning: the service's HTTP and Kafka threads share these cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(model_dir / INT8_WEIGHTS), options, providers=["CPUExecutionProvider"])
-    return Int8Classifier(session, tokenizer, info.labels, batch_size, info.temperature)
+    return onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
