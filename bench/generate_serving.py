@@ -1,7 +1,6 @@
 """Serving benchmark of the generation task: SmolLM2-135M-Instruct as the service runs it (`trainer.causal_served`),
-fp32 in transformers (the baseline) against the quantized export in ONNX Runtime (`trainer.causal_export`: 4-bit
-weights, 8-bit for the MLP's output projection and the head; `registry.int8`, reported as "int8"), on 1 and 2 CPU
-threads.
+fp32 in transformers (the baseline) against the quantized export in ONNX Runtime (`trainer.causal_export`: a graph
+of ONNX Runtime's fused operators with 8-bit weights; `registry.int8`, reported as "int8"), on 1 and 2 CPU threads.
 
 Latency: one prompt a request answered with exactly 32 new tokens, each measurement in a fresh process
 (`trainer.generation_cost`); p50/p99 over `samples` requests, then the median over `repeats` processes, fp32 and the

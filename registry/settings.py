@@ -110,8 +110,8 @@ class RegistrySettings(BaseModel):
     int8: bool = Field(
         False,
         description="Serve the candidate's INT8 export (`trainer.export_int8`) with ONNX Runtime, without torch; a "
-        "model without one is served in fp32. A generative model's export is weight-only: 4 bits, 8 for the MLP's "
-        "output projection and the output head (on by default for trainer.task_kind=generation).",
+        "model without one is served in fp32. A generative model's export has 8-bit weights and computes in 8-bit "
+        "blocks (on by default for trainer.task_kind=generation).",
     )
     predict_batch_size: int = Field(32, ge=1, description="Windows per forward pass when the service predicts.")
     torch_threads: int = Field(

@@ -53,25 +53,26 @@ class OnnxGenerator:
         answers: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             texts = [chat_prompt(self.tokenizer, prompt) for prompt in prompts[start : start + self.batch_size]]
-            encoded = self.tokenizer(texts, padding=True, padding_side="left", add_special_tokens=False,
-                                     return_tensors="np")  # fmt: skip
-            new = self._decode(encoded["input_ids"].astype(np.int64), encoded["attention_mask"].astype(np.int64),
-                               max_new_tokens, temperature, repetition_penalty, min_new_tokens)  # fmt: skip
+            encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            new = self._decode(encoded, max_new_tokens, temperature, repetition_penalty, min_new_tokens)
             answers.extend(text.strip() for text in self.tokenizer.batch_decode(new, skip_special_tokens=True))
         return answers
 
     def _decode(
-        self, ids: np.ndarray, mask: np.ndarray, max_new_tokens: int, temperature: float, penalty: float,
+        self, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float, penalty: float,
         min_new_tokens: int,
     ) -> np.ndarray:  # fmt: skip
-        """The new tokens of a left-padded batch, a row of padding after its end of turn."""
-        rows = len(ids)
+        """The new tokens of a batch of prompts, a row of padding after its end of turn. The graph reads the prompts
+        right-padded; the penalty sees them left-padded, as transformers' batches are."""
+        rows, width = len(prompts), max(len(prompt) for prompt in prompts)
         end, pad = int(self.tokenizer.eos_token_id), int(self.tokenizer.pad_token_id)
-        cache = self.empty_cache(rows)
-        positions = np.where(mask == 1, np.cumsum(mask, axis=1) - 1, 1)
-        seen, step, finished, new = ids, ids, np.zeros(rows, dtype=bool), []
+        step, seen = np.full((rows, width), pad, dtype=np.int64), np.full((rows, width), pad, dtype=np.int64)
+        for row, prompt in enumerate(prompts):
+            step[row, : len(prompt)] = seen[row, width - len(prompt) :] = prompt
+        lengths = np.array([len(prompt) for prompt in prompts])
+        cache, finished, new = self.empty_cache(rows), np.zeros(rows, dtype=bool), []
         for produced in range(max_new_tokens):
-            logits, cache = self.step(step, mask, positions, cache)
+            logits, cache = self.step(step, lengths, cache)
             logits = penalized(logits, seen, penalty)
             if produced < min_new_tokens:
                 logits[:, end] = -np.inf
@@ -80,8 +81,7 @@ class OnnxGenerator:
             new.append(chosen)
             step = chosen[:, None].astype(np.int64)
             seen = np.concatenate([seen, step], axis=1)
-            mask = np.concatenate([mask, np.ones((rows, 1), dtype=np.int64)], axis=1)
-            positions = mask.sum(axis=1, keepdims=True) - 1
+            lengths = lengths + 1
             if finished.all():
                 break
         return np.stack(new, axis=1) if new else np.zeros((rows, 0), dtype=np.int64)
@@ -91,10 +91,19 @@ class OnnxGenerator:
         return {name: np.zeros((rows, heads, 0, size), dtype=np.float32) for name in self.past_names}
 
     def step(
-        self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: dict[str, np.ndarray]
+        self, ids: np.ndarray, lengths: np.ndarray, cache: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The last position's logits for `ids` after the cached ones, and the cache grown by them."""
-        result = self.session.run(None, {**cache, "input_ids": ids, "attention_mask": mask, "position_ids": positions})
+        """Each row's logits after its last new token, for `ids` after the cached ones, each row `lengths` tokens long
+        with them; and the cache grown by them. `ids` are the prompts, right-padded, when the cache is empty, else one
+        token a row."""
+        prompts = cache[self.past_names[0]].shape[2] == 0
+        feed = {
+            "input_ids": ids,
+            "seqlens_k": (lengths - 1).astype(np.int32),
+            "total_sequence_length": np.array(lengths.max(), dtype=np.int32),
+            "logits_at": (lengths - 1 if prompts else np.zeros_like(lengths)).astype(np.int64),
+        }
+        result = self.session.run(None, {**cache, **feed})
         return result[0], dict(zip(self.past_names, result[1:], strict=True))
 
     def reference_loss(self, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> float:
@@ -103,9 +112,8 @@ class OnnxGenerator:
         ids = np.array([prompt_ids], dtype=np.int64)
         cache, total = self.empty_cache(1), 0.0
         for token in answer_ids:
-            width = cache[self.past_names[0]].shape[2] + ids.shape[1]
-            positions = np.arange(width - ids.shape[1], width, dtype=np.int64)[None]
-            logits, cache = self.step(ids, np.ones((1, width), dtype=np.int64), positions, cache)
+            lengths = np.array([cache[self.past_names[0]].shape[2] + ids.shape[1]])
+            logits, cache = self.step(ids, lengths, cache)
             row = logits[0].astype(np.float64)
             total += float(row.max() + np.log(np.exp(row - row.max()).sum()) - row[token])
             ids = np.array([[token]], dtype=np.int64)
@@ -137,6 +145,9 @@ def load_onnx_generator(export_dir: Path, threads: int) -> OnnxGenerator:
     if not (export_dir / DECODER_ONNX).is_file():
         raise ModelLoadError(f"{export_dir} is not a causal LM's quantized export (no {DECODER_ONNX})")
     session = cpu_session(export_dir / DECODER_ONNX, threads)
+    if "seqlens_k" not in {i.name for i in session.get_inputs()}:
+        raise ModelLoadError(f"{export_dir} was exported by an earlier driftloop, whose decoding step this one cannot "
+                             "run; the next candidate brings a new export")  # fmt: skip
     past_names = tuple(output.name.replace("present.", "past.", 1) for output in session.get_outputs()[1:])
     _, heads, _, size = next(i for i in session.get_inputs() if i.name == past_names[0]).shape
     return OnnxGenerator(session, AutoTokenizer.from_pretrained(export_dir), (int(heads), int(size)), past_names)

@@ -56,7 +56,7 @@ def causal_candidate(job: Job, report: Report, should_stop: ShouldStop, partial:
         report({"event": "phase", "phase": "export"})
         try:
             export_decoder(partial / "model", partial / "int8")
-        except Exception as exc:  # an architecture the exporter cannot trace: the model is still served, in fp32
+        except Exception as exc:  # an architecture the export cannot build: the model is still served, in fp32
             log.warning("the quantized export of %s failed, so the service will answer in fp32: %s",
                         partial / "model", f"{type(exc).__name__}: {exc}".splitlines()[0])  # fmt: skip
             shutil.rmtree(partial / "int8", ignore_errors=True)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from trainer.causal_onnx import OnnxGenerator, load_onnx_generator
 from trainer.decoding import BATCH_SIZE, REPETITION_PENALTY
+from trainer.errors import ModelLoadError
 from trainer.model_info import DECODER_ONNX
 
 if TYPE_CHECKING:
@@ -62,9 +63,14 @@ def load_generator(model_dir: Path, int8_dir: Path | None, int8: bool, threads: 
     """The causal LM a service serves on `threads` CPU threads: with `int8`, the quantized export (`int8_dir`), else,
     or when there is none, the merged model in `model_dir` in fp32."""
     if int8 and int8_dir is not None and (int8_dir / DECODER_ONNX).is_file():
-        log.info("answering with the quantized export %s in ONNX Runtime, %d thread(s)", int8_dir, threads)
-        return load_onnx_generator(int8_dir, threads)
-    if int8:
+        try:
+            generator = load_onnx_generator(int8_dir, threads)
+        except ModelLoadError as exc:
+            log.warning("%s: serving it in fp32", exc)
+        else:
+            log.info("answering with the quantized export %s in ONNX Runtime, %d thread(s)", int8_dir, threads)
+            return generator
+    elif int8:
         log.warning("%s has no quantized export (trainer.export_int8 was off when it was trained): serving it in fp32",
                     model_dir)  # fmt: skip
     import torch

@@ -120,8 +120,9 @@ class TrainerSettings(BaseModel):
     export_int8: bool = Field(
         False,
         description="Also export an INT8 copy of the model (ONNX, weights quantized by ONNX Runtime) and score it on "
-        "the holdout; `registry.int8` serves it. A generative model's export is its decoding step with 4-bit weights "
-        "(trainer.causal_export), not scored by the run; on by default for task_kind=generation.",
+        "the holdout; `registry.int8` serves it. A generative model's export is its decoding step in ONNX Runtime's "
+        "fused operators with 8-bit weights (trainer.causal_export; Llama-shaped decoders), not scored by the run; on "
+        "by default for task_kind=generation.",
     )
     cancel_grace_s: float = Field(
         10.0, gt=0.0, description="After a cancel, how long the training process may take to stop before it is killed."

@@ -1,6 +1,6 @@
 """The generative model as served: the evaluation's greedy answers, from transformers in fp32 and from the ONNX
-export (word for word unquantized; 4 and 8-bit weights quantized), seeded sampling, answers forced to a length, and
-its cost measured in a process of its own."""
+export (word for word unquantized; 8-bit weights quantized; Llama-shaped decoders only), seeded sampling, answers
+forced to a length, and its cost measured in a process of its own."""
 
 from __future__ import annotations
 
@@ -15,11 +15,18 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from tests.trainer.causal_helpers import tiny_causal_lm
 from trainer.causal_eval import generate
-from trainer.causal_export import export_decoder
+from trainer.causal_export import UnsupportedDecoder, export_decoder
 from trainer.causal_onnx import OnnxGenerator, load_onnx_generator
 from trainer.causal_served import TorchGenerator, load_generator
 from trainer.decoding import chat_prompt
@@ -67,20 +74,34 @@ def test_the_unquantized_export_answers_and_scores_as_transformers_does(tiny_lm:
     assert onnx_generator.reference_loss(prompt, answer) == pytest.approx(expected_loss, rel=1e-4)
 
 
-def test_the_export_is_4_bit_but_8_for_the_mlp_output_and_the_head_and_is_what_int8_serves(
+def test_a_qwen2_decoder_with_projection_biases_answers_as_transformers_does(tiny_lm: Path, tmp_path: Path) -> None:
+    llama = AutoModelForCausalLM.from_pretrained(tiny_lm).config
+    sizes = {k: getattr(llama, k) for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                            "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+                                            "bos_token_id", "eos_token_id", "pad_token_id")}  # fmt: skip
+    torch.manual_seed(1)
+    qwen = Qwen2ForCausalLM(Qwen2Config(**sizes, tie_word_embeddings=True))
+    assert qwen.model.layers[0].self_attn.q_proj.bias is not None
+    with torch.no_grad():
+        for layer in qwen.model.layers:  # initialised at zero: make the biases count
+            for projection in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                projection.bias.normal_(0.0, 0.5)
+    qwen.save_pretrained(tmp_path / "qwen2")
+    AutoTokenizer.from_pretrained(tiny_lm).save_pretrained(tmp_path / "qwen2")
+    export = load_onnx_generator(export_decoder(tmp_path / "qwen2", tmp_path / "fp32", quantize=False), threads=1)
+    expected = load_generator(tmp_path / "qwen2", None, int8=False, threads=1).generate(PROMPTS, 10, min_new_tokens=10)
+    assert export.generate(PROMPTS, 10, min_new_tokens=10) == expected
+
+
+def test_the_export_is_8_bit_and_is_what_int8_serves(
     tiny_lm: Path, exported: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     graph = onnx.load(str(exported / DECODER_ONNX))
-    bits = {}
-    for node in graph.graph.node:
-        if node.op_type == "MatMulNBits":
-            attributes = {a.name: a.i for a in node.attribute}
-            bits[attributes["N"], attributes["K"]] = attributes["bits"]
-    config = AutoModelForCausalLM.from_pretrained(tiny_lm).config
-    hidden, inner, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
-    assert bits[hidden, inner] == 8  # down_proj (N out, K in)
-    assert bits[vocab, hidden] == 8  # the head
-    assert bits[inner, hidden] == 4  # gate and up projections
+    bits = {node.name: {a.name: a.i for a in node.attribute}["bits"] for node in graph.graph.node
+            if node.op_type == "MatMulNBits"}  # fmt: skip
+    layers = AutoModelForCausalLM.from_pretrained(tiny_lm).config.num_hidden_layers
+    assert len(bits) == 4 * layers + 1  # query-key-value, output, gate-and-up and down projections, and the head
+    assert set(bits.values()) == {8}
     weights = {tensor.name for tensor in graph.graph.initializer}
     assert not [node for node in graph.graph.node if node.op_type == "MatMul" and node.input[1] in weights]
     served = load_generator(tiny_lm, exported, int8=True, threads=1)
@@ -89,6 +110,26 @@ def test_the_export_is_4_bit_but_8_for_the_mlp_output_and_the_head_and_is_what_i
     with caplog.at_level(logging.WARNING):
         assert isinstance(load_generator(tiny_lm, None, int8=True, threads=1), TorchGenerator)
     assert "has no quantized export" in caplog.text
+
+
+def test_an_export_from_an_earlier_driftloop_is_served_in_fp32(
+    tiny_lm: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = onnx.helper.make_tensor_value_info("input_ids", onnx.TensorProto.INT64, ["batch", "new"])
+    logits = onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.INT64, ["batch", "new"])
+    step = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["input_ids"], ["logits"])], "old", [ids],
+                                  [logits])  # fmt: skip
+    onnx.save_model(onnx.helper.make_model(step), str(tmp_path / DECODER_ONNX))
+    with caplog.at_level(logging.WARNING):
+        assert isinstance(load_generator(tiny_lm, tmp_path, int8=True, threads=1), TorchGenerator)
+    assert "exported by an earlier driftloop" in caplog.text
+
+
+def test_a_decoder_of_another_shape_is_not_exported(tmp_path: Path) -> None:
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(UnsupportedDecoder, match="gpt2 models are not exported"):
+        export_decoder(tmp_path / "gpt2", tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()
 
 
 def test_sampling_repeats_under_a_seed_and_leaves_greedy(tiny_lm: Path, exported: Path) -> None:
