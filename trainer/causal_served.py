@@ -5,7 +5,7 @@ with transformers; either answers prompts as the trainer's evaluation does.
 Importing this module does not import torch: the service imports it whatever kind of model production is.
 
 Measured on SmolLM2-135M-Instruct, 2 shared cores, one prompt answered with 32 new tokens (bench/generate_serving.py):
-fp32 takes 1.9-2.0 s at p99, the quantized export 0.45-0.47 s. torch's own dynamic INT8 (fbgemm, activations
+fp32 takes 1.9-2.0 s at p99, the quantized export 0.32-0.38 s. torch's own dynamic INT8 (fbgemm, activations
 quantized per tensor) took 0.93-0.99 s with the MLP's output projection kept in fp32, and torch.compile did not pay
 (a graph break at every quantized Linear, 40 s of compiling per new prompt length): the Python of 30 decoder layers
 costs about 10 ms a token, which ONNX Runtime does not pay.

@@ -62,7 +62,7 @@ def test_the_unquantized_export_answers_and_scores_as_transformers_does(tiny_lm:
     onnx_generator = load_onnx_generator(export_decoder(tiny_lm, tmp_path / "fp32", quantize=False), threads=1)
     torch_generator = load_generator(tiny_lm, None, int8=False, threads=1)
     assert isinstance(torch_generator, TorchGenerator)
-    for penalty in (1.0, 1.2):  # left padding, the cache and the penalty over prompt and answer alike
+    for penalty in (1.0, 1.2):  # padded batches, the cache and the penalty over prompt and answer alike
         expected = torch_generator.generate(PROMPTS, 10, repetition_penalty=penalty, min_new_tokens=10)
         assert onnx_generator.generate(PROMPTS, 10, repetition_penalty=penalty, min_new_tokens=10) == expected
     tokenizer = torch_generator.tokenizer
