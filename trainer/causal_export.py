@@ -74,17 +74,17 @@ def supported(model: PreTrainedModel) -> None:
         raise UnsupportedDecoder(f"{config.model_type} models are not exported (only {', '.join(LLAMA_SHAPED)})")
     if getattr(config, "use_sliding_window", False) or getattr(config, "hidden_act", "silu") != "silu":
         raise UnsupportedDecoder("a sliding attention window or an activation other than SiLU is not exported")
-    cos, _ = rotary_tables(model, 2)
-    if cos.shape[1] * 2 != model.model.layers[0].self_attn.head_dim:
-        raise UnsupportedDecoder("partial rotary embeddings are not exported")
 
 
 def rotary_tables(model: PreTrainedModel, positions: int) -> tuple[np.ndarray, np.ndarray]:
     """The rotary embedding's cos and sin for `positions` positions, half a head wide (as transformers computes
-    them, scaling included: its halves repeat)."""
+    them, scaling included: its halves repeat); `UnsupportedDecoder` for rotary embeddings GroupQueryAttention does
+    not compute."""
     ids = torch.arange(positions)[None]
     cos, sin = model.model.rotary_emb(torch.zeros(1, dtype=torch.float32), ids)
     half = cos.shape[-1] // 2
+    if cos.shape[-1] != model.model.layers[0].self_attn.head_dim:
+        raise UnsupportedDecoder("partial rotary embeddings are not exported")
     if not torch.equal(cos[0, :, :half], cos[0, :, half:]):
         raise UnsupportedDecoder("interleaved rotary embeddings are not exported")
     return cos[0, :, :half].numpy(), sin[0, :, :half].numpy()

@@ -65,12 +65,12 @@ class OnnxGenerator:
     ) -> np.ndarray:  # fmt: skip
         """The new tokens of a batch of prompts, a row of padding after its end of turn. The graph reads the prompts
         right-padded; the penalty sees them left-padded, as transformers' batches are."""
-        rows, width = len(prompts), max(len(prompt) for prompt in prompts)
+        lengths = np.array([len(prompt) for prompt in prompts])
+        rows, width = len(prompts), int(lengths.max())
         end, pad = int(self.tokenizer.eos_token_id), int(self.tokenizer.pad_token_id)
         step, seen = np.full((rows, width), pad, dtype=np.int64), np.full((rows, width), pad, dtype=np.int64)
         for row, prompt in enumerate(prompts):
             step[row, : len(prompt)] = seen[row, width - len(prompt) :] = prompt
-        lengths = np.array([len(prompt) for prompt in prompts])
         cache, finished, new = self.empty_cache(rows), np.zeros(rows, dtype=bool), []
         for produced in range(max_new_tokens):
             logits, cache = self.step(step, lengths, cache)
